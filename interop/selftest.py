@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""Self-test of dask_peer.py: every subcommand, Python <-> Python, over tcp and tls.
+
+    /usr/bin/python3 interop/selftest.py [--bench]
+
+Spawns servers the way a Node test does (stdin a pipe, first stdout line = ready JSON),
+runs the clients, checks exit codes and JSON lines, and checks that servers exit when
+their stdin is closed.  Exit 0 if all checks pass.
+"""
+
+import json
+import shutil
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER = os.path.join(HERE, "dask_peer.py")
+PY = "/usr/bin/python3"
+failures = []
+
+
+def check(cond, what):
+    print(("PASS " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def start_server(*argv):
+    p = subprocess.Popen([PY, PEER, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    box = {}
+    t = threading.Thread(target=lambda: box.update(line=p.stdout.readline()), daemon=True)
+    t.start()
+    t.join(30)
+    ready = json.loads(box.get("line") or "{}")
+    check(ready.get("ready") is True and "://" in ready.get("address", ""), f"{argv}: ready line {ready}")
+    return p, ready
+
+
+def stop_server(p, what):
+    t0 = time.time()
+    p.stdin.close()
+    try:
+        rc = p.wait(15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = "killed"
+    err = p.stderr.read()
+    check(rc == 0, f"{what}: exits 0 after stdin closed (rc={rc}, {time.time() - t0:.2f} s)")
+    if rc != 0:
+        print(err[-3000:])
+    return err
+
+
+def run_client(*argv, timeout=150):
+    t0 = time.time()
+    r = subprocess.run([PY, PEER, *argv], capture_output=True, text=True, timeout=timeout)
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    return r.returncode, lines, r.stderr, time.time() - t0
+
+
+def main():
+    bench = "--bench" in sys.argv
+    certs = tempfile.mkdtemp(prefix="rxcomm-certs-")
+    rc, lines, err, _ = run_client("gen-certs", certs)
+    check(rc == 0 and lines[0]["ok"], "gen-certs")
+    tls = ["--tls", lines[0]["ca"], lines[0]["cert"], lines[0]["key"]]
+
+    for label, t in (("tcp", []), ("tls", tls)):
+        # scheduler + identity
+        p, ready = start_server("scheduler", *t)
+        check(ready.get("address", "").startswith(label + "://"), f"scheduler {label}: address scheme")
+        rc, lines, err, dt = run_client("identity", ready["address"], *t)
+        check(rc == 0 and lines and lines[-1].get("type") == "Scheduler", f"identity vs scheduler {label}: {lines}")
+        stop_server(p, f"scheduler {label}")
+
+        for deser in ("true", "false"):
+            p, ready = start_server("echo-listen", "--deserialize", deser, *t)
+            rc, lines, err, dt = run_client("roundtrip", ready["address"], *t)
+            summary = lines[-1] if lines else {}
+            check(rc == 0 and summary.get("summary") and summary.get("failed") == 0,
+                  f"roundtrip {label} deserialize={deser}: {summary} ({dt:.1f} s)")
+            for l in lines:
+                if not l.get("ok"):
+                    print("   ", l)
+            rc, lines, err, dt = run_client("serialized-roundtrip", ready["address"], *t)
+            summary = lines[-1] if lines else {}
+            check(rc == 0 and summary.get("failed") == 0,
+                  f"serialized-roundtrip {label} deserialize={deser}: {summary} ({dt:.1f} s)")
+            for l in lines:
+                if not l.get("ok"):
+                    print("   ", l)
+            rc, lines, err, dt = run_client("identity", ready["address"], *t)
+            check(rc == 1 and lines and lines[-1]["ok"] is False,
+                  f"identity vs echo {label} fails cleanly (the echo has no 'type'): rc={rc}")
+            stop_server(p, f"echo-listen {label} deserialize={deser}")
+
+        # bench server + client (short settings unless --bench)
+        p, ready = start_server("bench-server", *t)
+        quick = [] if bench else ["--reps", "1", "--trips", "500", "--pipelined", "2000",
+                                  "--bulk-total-mib", "64"]
+        rc, lines, err, dt = run_client("bench-client", ready["address"], *t, *quick)
+        res = lines[-1].get(label) if lines else None
+        check(rc == 0 and res and res["roundtrip_per_s"] > 0, f"bench-client {label}: "
+              + json.dumps({k: v for k, v in (res or {}).items() if k != "raw"}) + f" ({dt:.1f} s)")
+        stop_server(p, f"bench-server {label}")
+
+    # wrong transport: plain client against a TLS echo server must fail cleanly
+    p, ready = start_server("echo-listen", *tls)
+    rc, lines, err, dt = run_client("roundtrip", ready["address"].replace("tls://", "tcp://"),
+                                    "--only", "nil", "--timeout", "30")
+    check(rc == 1 and lines and not lines[-1]["ok"], f"tcp client vs tls server fails (rc={rc}, {dt:.1f} s)")
+    stop_server(p, "echo-listen tls (negative)")
+
+    # client deadline: connect to a port nobody listens on
+    rc, lines, err, dt = run_client("identity", "tcp://127.0.0.1:9", "--timeout", "5")
+    check(rc == 1 and lines and lines[-1]["ok"] is False and dt < 15, f"identity to closed port fails: {lines} ({dt:.1f} s)")
+
+    # lifetime
+    p = subprocess.Popen([PY, PEER, "echo-listen", "--lifetime", "3"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        rc = p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = "killed"
+    check(rc == 0, f"echo-listen --lifetime 3 exits by itself (rc={rc})")
+
+    if bench:
+        rc, lines, err, dt = run_client("bench", *tls, "--timeout", "150", timeout=200)
+        check(rc == 0 and lines and lines[-1].get("ok"), f"bench (tcp+tls): {dt:.1f} s")
+        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "raw"} if isinstance(v, dict) else v
+                          for k, v in (lines[-1] if lines else {}).items()}))
+
+    shutil.rmtree(certs, ignore_errors=True)
+    print(f"\n{len(failures)} failure(s)")
+    for f in failures:
+        print("  -", f)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

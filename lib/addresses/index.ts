@@ -1,0 +1,60 @@
+/**
+ * Address functions that depend on the scheme: each asks the backend registered
+ * for that scheme, as Dask's `addressing.py` does.
+ */
+import { AddressError, ConfigError } from '../errors';
+import { getBackend } from '../registry';
+import { parseAddress, pyRepr, unparseAddress } from './parse';
+
+export {
+  DEFAULT_SCHEME,
+  normalizeAddress,
+  parseAddress,
+  parseHostPort,
+  unparseAddress,
+  unparseHostPort,
+} from './parse';
+
+/** The host part of an address: `getAddressHost('tcp://1.2.3.4:80')` is `1.2.3.4`. */
+export function getAddressHost(addr: string): string {
+  const [scheme, location] = parseAddress(addr);
+  return getBackend(scheme).getAddressHost(location);
+}
+
+/**
+ * `[host, port]` of an address; an error for schemes without ports (inproc).
+ *
+ * ## Example
+ * ```ts
+ * getAddressHostPort('tcp://[::1]:8786'); // ['::1', 8786]
+ * ```
+ */
+export function getAddressHostPort(addr: string): [host: string, port: number] {
+  const [scheme, location] = parseAddress(addr);
+  const backend = getBackend(scheme);
+  if (!backend.getAddressHostPort) {
+    throw new AddressError(`don't know how to extract host and port for address ${pyRepr(addr)}`);
+  }
+  return backend.getAddressHostPort(location);
+}
+
+/**
+ * Resolves the host name in an address to an IP: `tcp://localhost:80` becomes
+ * `tcp://127.0.0.1:80` (IPv4 preferred). Wildcards and inproc addresses stay as they are.
+ */
+export async function resolveAddress(addr: string): Promise<string> {
+  const [scheme, location] = parseAddress(addr);
+  return unparseAddress(scheme, await getBackend(scheme).resolveAddress(location));
+}
+
+/**
+ * The local address a connection to `addr` would leave from, without a port:
+ * `getLocalAddressFor('tcp://127.0.0.1:80')` is `tcp://127.0.0.1`.
+ */
+export async function getLocalAddressFor(addr: string): Promise<string> {
+  const [scheme, location] = parseAddress(addr);
+  return unparseAddress(scheme, await getBackend(scheme).getLocalAddressFor(location));
+}
+
+// Re-exported so the address module is the one place users look for address errors.
+export { AddressError, ConfigError };

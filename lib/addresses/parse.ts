@@ -1,0 +1,119 @@
+/**
+ * Pure address functions with Dask's semantics and error messages
+ * (`distributed/comm/addressing.py`). An address is `scheme://location`.
+ */
+import { AddressError } from '../errors';
+
+/** The scheme used when an address has none, as in Dask. */
+export const DEFAULT_SCHEME = 'tcp';
+
+/** Python's `repr()` of a string, so messages read exactly like Dask's. */
+export function pyRepr(value: string): string {
+  return value.includes("'") && !value.includes('"') ? `"${value}"` : `'${value.replace(/'/g, "\\'")}'`;
+}
+
+function expectString(value: unknown): asserts value is string {
+  if (typeof value !== 'string') {
+    throw new TypeError(`expected str, got ${value === null ? 'null' : typeof value}`);
+  }
+}
+
+/**
+ * Splits an address into `[scheme, location]`, on the **last** `://`.
+ * Without a scheme the default `tcp` is assumed, or with `strict` an error is thrown.
+ *
+ * ## Example
+ * ```ts
+ * parseAddress('tls://10.0.0.1:8786'); // ['tls', '10.0.0.1:8786']
+ * parseAddress('127.0.0.1:8786');      // ['tcp', '127.0.0.1:8786']
+ * ```
+ */
+export function parseAddress(addr: string, strict = false): [scheme: string, location: string] {
+  expectString(addr);
+  const at = addr.lastIndexOf('://');
+  if (at < 0) {
+    if (strict) {
+      throw new AddressError(
+        `Invalid url scheme. Must include protocol like tcp://localhost:8000. Got ${addr}`,
+      );
+    }
+    return [DEFAULT_SCHEME, addr];
+  }
+  return [addr.slice(0, at), addr.slice(at + 3)];
+}
+
+/** The inverse of `parseAddress`: `unparseAddress('tcp', '[::1]:80')` is `tcp://[::1]:80`. */
+export function unparseAddress(scheme: string, location: string): string {
+  return `${scheme}://${location}`;
+}
+
+/** Adds the default scheme where it is missing: `normalizeAddress('h:1')` is `tcp://h:1`. */
+export function normalizeAddress(addr: string): string {
+  return unparseAddress(...parseAddress(addr));
+}
+
+/**
+ * Splits `host:port` (IPv6 hosts in brackets) into `[host, port]`. A scheme prefix is
+ * ignored; a `[host, port]` pair passes through. A missing port is an error unless
+ * `defaultPort` is given.
+ *
+ * ## Example
+ * ```ts
+ * parseHostPort('[::1]:8786');      // ['::1', 8786]
+ * parseHostPort('localhost', 8786); // ['localhost', 8786]
+ * ```
+ */
+export function parseHostPort(
+  address: string | readonly [string, number],
+  defaultPort?: number,
+): [host: string, port: number] {
+  if (Array.isArray(address)) return [address[0], address[1]];
+  const original = address as string;
+  expectString(original);
+  const fail = (): never => {
+    throw new AddressError(`invalid address ${pyRepr(original)}`);
+  };
+  const portOrDefault = (): number => {
+    if (defaultPort === undefined) {
+      throw new AddressError(`missing port number in address ${pyRepr(original)}`);
+    }
+    return defaultPort;
+  };
+  const toPort = (text: string): number => {
+    if (!/^\s*[+]?\d+\s*$/.test(text)) {
+      throw new AddressError(`invalid port number ${pyRepr(text)} in address ${pyRepr(original)}`);
+    }
+    const port = Number(text);
+    if (port > 65535) throw new AddressError(`port out of range in address ${pyRepr(original)}`);
+    return port;
+  };
+
+  let rest = original;
+  const schemeAt = rest.indexOf('://');
+  if (schemeAt >= 0) rest = rest.slice(schemeAt + 3);
+
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0) return fail();
+    const host = rest.slice(1, close);
+    const tail = rest.slice(close + 1);
+    if (tail === '') return [host, portOrDefault()];
+    if (!tail.startsWith(':')) return fail();
+    return [host, toPort(tail.slice(1))];
+  }
+  const colon = rest.lastIndexOf(':');
+  if (colon < 0) return [rest, portOrDefault()];
+  const host = rest.slice(0, colon);
+  if (host.includes(':')) {
+    throw new AddressError(
+      `invalid address ${pyRepr(original)}; maybe: ipv6 needs brackets like [::1]`,
+    );
+  }
+  return [host, toPort(rest.slice(colon + 1))];
+}
+
+/** `unparseHostPort('::1', 80)` is `[::1]:80`; without a port, just the (bracketed) host. */
+export function unparseHostPort(host: string, port?: number | null): string {
+  const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return port === undefined || port === null ? bracketed : `${bracketed}:${port}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * Dask's comm handshake (`distributed/comm/core.py`): right after connecting or
+ * accepting, each side writes one map and reads the peer's. Writing first, then
+ * reading, never deadlocks against any Dask version.
+ */
+import { Observable, take } from 'rxjs';
+import { HandshakeError, toCommClosedError } from '../errors';
+import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
+
+/**
+ * What rxcomm advertises. It never compresses nor pickles, so `compression` is null
+ * (a Dask peer then never sends it compressed data). Dask requires `pickle-protocol`
+ * and never reads `python`; we send the value Debian bookworm's Dask sends.
+ */
+export const LOCAL_HANDSHAKE: Readonly<HandshakeInfo> = Object.freeze({
+  compression: null,
+  python: [3, 11, 2],
+  'pickle-protocol': 5,
+});
+
+function isPlainMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Map) && !ArrayBuffer.isView(value);
+}
+
+/** Dask's `handshake_configuration`: the lower pickle protocol, compression only if both agree. */
+export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptions {
+  if (!isPlainMap(remote) || typeof remote['pickle-protocol'] !== 'number' || !('compression' in remote)) {
+    throw new HandshakeError(
+      'peer handshake lacks pickle-protocol or compression; ' +
+        `is the peer a Dask comm? (got ${JSON.stringify(remote, (_k, v) => (typeof v === 'bigint' ? String(v) : v))?.slice(0, 200)})`,
+    );
+  }
+  const compression = local.compression === remote.compression ? (local.compression as string | null) : null;
+  return {
+    compression,
+    'pickle-protocol': Math.min(local['pickle-protocol'] as number, remote['pickle-protocol'] as number),
+  };
+}
+
+/**
+ * Runs the handshake on a fresh comm: emits it once handshaken, then completes.
+ * Unsubscribing before that, or any failure, aborts the comm, so an abandoned
+ * attempt leaves no socket behind.
+ */
+export function handshake(comm: Comm, local: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
+  return new Observable<Comm>((subscriber) => {
+    let done = false;
+    const fail = (err: unknown) => {
+      if (done) return;
+      done = true;
+      const error = toCommClosedError(err, `handshake with ${comm.peerAddress} failed`);
+      comm.abort(error);
+      subscriber.error(error);
+    };
+    comm.write(local).catch(fail);
+    // read$ rather than read(): delivery stays synchronous, so the handshake runs in
+    // virtual time under a TestScheduler (a Promise would resolve outside it).
+    const reading = comm.read$.pipe(take(1)).subscribe({
+      next: (remote) => {
+        try {
+          comm.handshakeOptions = negotiate(local, remote);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        done = true;
+        comm.localInfo = { ...local, address: comm.localAddress };
+        comm.remoteInfo = { ...(remote as HandshakeInfo), address: comm.peerAddress };
+        subscriber.next(comm);
+        subscriber.complete();
+      },
+      error: fail,
+      complete: () => fail(new HandshakeError(`${comm.peerAddress} closed before its handshake`)),
+    });
+    return () => {
+      reading.unsubscribe();
+      if (!done) {
+        done = true;
+        comm.abort(new HandshakeError(`handshake with ${comm.peerAddress} abandoned`));
+      }
+    };
+  });
+}

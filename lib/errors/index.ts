@@ -1,0 +1,119 @@
+/**
+ * The errors rxcomm raises. Every class has a stable string `code` so callers can
+ * branch without parsing messages, and wraps the low-level error as `cause`.
+ */
+
+interface ErrorOptionsWithCause {
+  cause?: unknown;
+}
+
+/**
+ * The comm is closed, or could not be opened. Like Dask's `CommClosedError` (an
+ * `OSError`), it is what `connect()` retries.
+ */
+export class CommClosedError extends Error {
+  override name = 'CommClosedError';
+  readonly code: string = 'ERR_COMM_CLOSED';
+  constructor(message = 'comm closed', options?: ErrorOptionsWithCause) {
+    super(message, options);
+  }
+}
+
+/**
+ * A comm failure that retrying cannot mend (a TLS certificate problem, say):
+ * `connect()` fails at once with it.
+ */
+export class FatalCommClosedError extends CommClosedError {
+  override name = 'FatalCommClosedError';
+  override readonly code: string = 'ERR_COMM_FATAL';
+}
+
+/**
+ * The peer broke the wire protocol: garbage bytes, a truncated message, a prelude
+ * that does not add up. The comm is aborted.
+ */
+export class ProtocolError extends CommClosedError {
+  override name = 'ProtocolError';
+  override readonly code: string = 'ERR_COMM_PROTOCOL';
+}
+
+/** A message announced or written that is larger than `maxMessageSize`. */
+export class MessageTooLargeError extends ProtocolError {
+  override name = 'MessageTooLargeError';
+  override readonly code: string = 'ERR_MESSAGE_TOO_LARGE';
+  constructor(
+    readonly size: number | bigint,
+    readonly limit: number,
+    options?: ErrorOptionsWithCause,
+  ) {
+    super(`message of ${size} bytes exceeds maxMessageSize (${limit} bytes)`, options);
+  }
+}
+
+/** The peer's handshake was missing, malformed, or did not arrive in time. */
+export class HandshakeError extends CommClosedError {
+  override name = 'HandshakeError';
+  override readonly code: string = 'ERR_COMM_HANDSHAKE';
+}
+
+/**
+ * `connect()` ran out of time. The message is Dask's, in seconds; `timeout` is in
+ * milliseconds like every duration in the API; `cause` is the last attempt's error.
+ */
+export class ConnectTimeoutError extends CommClosedError {
+  override name = 'ConnectTimeoutError';
+  override readonly code: string = 'ERR_CONNECT_TIMEOUT';
+  constructor(
+    readonly address: string,
+    readonly timeout: number,
+    options?: ErrorOptionsWithCause,
+  ) {
+    super(`Timed out trying to connect to ${address} after ${timeout / 1000} s`, options);
+  }
+}
+
+/** A malformed address (Dask's `ValueError`). Never retried. */
+export class AddressError extends Error {
+  override name = 'AddressError';
+  readonly code: string = 'ERR_INVALID_ADDRESS';
+  constructor(message: string, options?: ErrorOptionsWithCause) {
+    super(message, options);
+  }
+}
+
+/** No backend is registered, nor installed, for an address scheme. */
+export class UnknownSchemeError extends AddressError {
+  override name = 'UnknownSchemeError';
+  override readonly code: string = 'ERR_UNKNOWN_SCHEME';
+  constructor(
+    readonly scheme: string,
+    readonly knownSchemes: readonly string[],
+  ) {
+    super(`unknown address scheme '${scheme}' (known schemes: [${knownSchemes.map((s) => `'${s}'`).join(', ')}])`);
+  }
+}
+
+/** Invalid or missing configuration, such as `tls://` without certificates. Never retried. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code: string = 'ERR_COMM_CONFIG';
+  constructor(message: string, options?: ErrorOptionsWithCause) {
+    super(message, options);
+  }
+}
+
+/** Wraps anything thrown into a `CommClosedError`, keeping comm errors as they are. */
+export function toCommClosedError(err: unknown, message: string): CommClosedError {
+  if (err instanceof CommClosedError) return err;
+  const detail = err instanceof Error ? `: ${(err as NodeJS.ErrnoException).code ?? err.message}` : '';
+  return new CommClosedError(`${message}${detail}`, { cause: err });
+}
+
+/** A listener could not bind its address (in use, not permitted, no such interface). */
+export class ListenError extends Error {
+  override name = 'ListenError';
+  readonly code: string = 'ERR_LISTEN';
+  constructor(message: string, options?: ErrorOptionsWithCause) {
+    super(message, options);
+  }
+}

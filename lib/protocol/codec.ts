@@ -1,0 +1,11 @@
+/**
+ * How messages become frames and back. The default codec is Dask's (msgpack in
+ * frame 0, `__Serialized__`/`__Pickled__` payloads in the frames after it); users who
+ * do not need Dask compatibility can plug in their own per comm.
+ */
+export interface MessageCodec {
+  /** Frames for one message; frame 0 first. The codec may return views into its own buffers. */
+  encode(message: unknown): Uint8Array[];
+  /** One message from its frames. Throws on malformed input; the comm is then aborted. */
+  decode(frames: Uint8Array[]): unknown;
+}

@@ -1,0 +1,61 @@
+/**
+ * Payloads that Dask serialized apart from the msgpack of the message itself.
+ *
+ * In a Dask message, `{"__Serialized__": k}` and `{"__Pickled__": k}` point at frame `k`
+ * (a msgpack sub-header) followed by `num-sub-frames` payload frames. The codec turns those
+ * into the classes below and back. They carry the frames untouched, so a peer that cannot
+ * (or must not) deserialize — no Python, no unpickling — forwards them byte for byte, as
+ * Dask's scheduler does with `deserialize=False`.
+ */
+import { packMessage } from './msgpack';
+
+/**
+ * A payload serialized by one of Dask's serializers (`dask`, `pickle`, `msgpack`, `error`),
+ * kept opaque: the sub-header as decoded, and the payload frames (possibly compressed,
+ * as the header's `compression` says).
+ *
+ * `headerBytes` are the sub-header as it arrived; when present (and still counting
+ * `frames.length` frames) they are sent again as they are, so forwarding is byte-identical.
+ */
+export class Serialized {
+  constructor(
+    readonly header: unknown,
+    readonly frames: Uint8Array[],
+    readonly headerBytes?: Uint8Array,
+  ) {}
+}
+
+/**
+ * A pickled payload (Dask's `ToPickle`/`Pickled`): the sub-header holds `pickled-obj` and
+ * the frames are pickle's out-of-band buffers. Always opaque here: rxcomm never unpickles,
+ * so nothing a peer sends is ever executed.
+ */
+export class Pickled {
+  constructor(
+    readonly header: unknown,
+    readonly frames: Uint8Array[],
+    readonly headerBytes?: Uint8Array,
+  ) {}
+}
+
+/**
+ * Wraps `value` as Dask's `msgpack` serializer would (`to_serialize(x)` with
+ * `serializers=['msgpack']`), with the header keys in Dask's order; the codec adds
+ * `num-sub-frames`. A Dask peer deserializes it to the value; so does this codec with
+ * `deserialize: true`. Unlike Dask, a payload above 64 MiB is not cut into shards.
+ *
+ * ## Example
+ *
+ * ```ts
+ * comm.write({ op: 'update', data: serializeMsgpack({ x: [1, 2, 3] }) });
+ * ```
+ */
+export function serializeMsgpack(value: unknown): Serialized {
+  const header = {
+    serializer: 'msgpack',
+    'split-num-sub-frames': [1],
+    'split-offsets': [0],
+    compression: [null],
+  };
+  return new Serialized(header, [packMessage(value)]);
+}

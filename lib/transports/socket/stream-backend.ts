@@ -1,0 +1,135 @@
+/**
+ * A `Backend` for stream-socket transports (tcp, tls). The transport says how to open a
+ * socket and how to accept one; this module turns that into the registry's Observable
+ * factories, with the addressing rules both share.
+ */
+import * as net from 'node:net';
+import { Observable } from 'rxjs';
+import { parseHostPort, unparseHostPort } from '../../addresses/parse';
+import { firstExternalIpv4 } from '../../addresses/local-ip';
+import { ListenError } from '../../errors';
+import type { Backend, BackendOptions, ListenEvent } from '../../registry/backend';
+import { isWildcard, localAddressFor, resolveHostPortLocation, socketAddress } from './host';
+import { SocketConnection } from './socket-connection';
+
+/** A socket ready to carry messages: for tls, after its TLS handshake. */
+export interface ReadySocket {
+  socket: net.Socket;
+  rawSocket: net.Socket;
+  extraInfo?: Record<string, unknown>;
+}
+
+export interface StreamTransport {
+  scheme: string;
+  /** Fails at once on settings that can never work (tls without certificates). */
+  checkOptions?(options: BackendOptions, side: 'connect' | 'listen'): void;
+  /**
+   * Opens a socket to host:port and calls `ready` or `failed` once. Returns a teardown
+   * that destroys the socket if it is not ready yet.
+   */
+  open(
+    host: string,
+    port: number,
+    options: BackendOptions,
+    ready: (socket: ReadySocket) => void,
+    failed: (error: Error) => void,
+  ): () => void;
+  /**
+   * Secures an accepted raw socket (tls) and calls `ready`, or `failed` to drop it.
+   * Absent for plain tcp.
+   */
+  accept?(
+    rawSocket: net.Socket,
+    options: BackendOptions,
+    ready: (socket: ReadySocket) => void,
+    failed: (error: Error) => void,
+  ): void;
+}
+
+const SOCKET_OPTIONS = { noDelay: true, keepAlive: true } as const;
+
+export function streamBackend(transport: StreamTransport): Backend {
+  const { scheme } = transport;
+
+  const connectionFor = (ready: ReadySocket, options: BackendOptions) =>
+    new SocketConnection({
+      ...ready,
+      localAddress: socketAddress(scheme, ready.rawSocket.localAddress, ready.rawSocket.localPort),
+      peerAddress: socketAddress(scheme, ready.rawSocket.remoteAddress, ready.rawSocket.remotePort),
+      options,
+    });
+
+  return {
+    connect(location, options) {
+      return new Observable((subscriber) => {
+        transport.checkOptions?.(options, 'connect');
+        const [host, port] = parseHostPort(location);
+        return transport.open(
+          host === '' ? 'localhost' : host,
+          port,
+          options,
+          (ready) => {
+            subscriber.next(connectionFor(ready, options));
+            subscriber.complete();
+          },
+          (error) => subscriber.error(error),
+        );
+      });
+    },
+
+    listen(location, options) {
+      return new Observable<ListenEvent>((subscriber) => {
+        transport.checkOptions?.(options, 'listen');
+        const [host, port] = parseHostPort(location, 0);
+        const server = net.createServer({ ...SOCKET_OPTIONS, pauseOnConnect: true });
+        let bound = false;
+        let listenAddress = `${scheme}://${location}`;
+
+        server.on('connection', (rawSocket) => {
+          const peerAddress = socketAddress(scheme, rawSocket.remoteAddress, rawSocket.remotePort);
+          const rejected = (error: Error) => {
+            rawSocket.destroy();
+            subscriber.next({ type: 'rejected', peerAddress, error });
+          };
+          const ready = (socket: ReadySocket) =>
+            subscriber.next({ type: 'connection', connection: connectionFor(socket, options) });
+          if (transport.accept) {
+            rawSocket.resume();
+            transport.accept(rawSocket, options, ready, rejected);
+          } else {
+            ready({ socket: rawSocket, rawSocket });
+          }
+        });
+        server.on('error', (err: NodeJS.ErrnoException) => {
+          if (bound) return; // accept errors on a bound server are per connection
+          subscriber.error(new ListenError(`Could not listen on ${listenAddress}: ${err.code ?? err.message}`, { cause: err }));
+        });
+        server.listen({ host: host === '' ? undefined : host, port }, () => {
+          bound = true;
+          const address = server.address() as net.AddressInfo;
+          listenAddress = socketAddress(scheme, address.address, address.port);
+          const contactHost = isWildcard(host) ? ((options.contactHost as string | undefined) ?? firstExternalIpv4()) : host;
+          subscriber.next({
+            type: 'bound',
+            listenAddress,
+            contactAddress: `${scheme}://${unparseHostPort(contactHost, address.port)}`,
+          });
+        });
+        // Stop accepting; comms already handed out stay open.
+        return () => server.close();
+      });
+    },
+
+    getAddressHost(location) {
+      return parseHostPort(location)[0];
+    },
+
+    getAddressHostPort(location) {
+      return parseHostPort(location);
+    },
+
+    resolveAddress: resolveHostPortLocation,
+
+    getLocalAddressFor: localAddressFor,
+  };
+}
