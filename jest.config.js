@@ -10,4 +10,7 @@ module.exports = {
     '^rxcomm/testing$': '<rootDir>/lib/testing/index.ts',
   },
   testTimeout: 60000,
+  // One set of throwaway TLS certificates for the run.
+  globalSetup: '<rootDir>/spec/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/spec/helpers/global-teardown.ts',
 };

@@ -36,4 +36,5 @@ export { listen, Listener, type BoundAddresses, type ListenConfig } from './list
 export type { MessageCodec } from './protocol/codec';
 export { Pickled, Serialized, daskCodec } from './protocol';
 export { getBackend, registerBackend, type Backend, type BackendOptions, type ListenEvent } from './registry';
+export type { SecurityConfig } from './security';
 export { status$, type CommStatus } from './status';

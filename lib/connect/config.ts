@@ -1,6 +1,7 @@
 import type { SchedulerLike } from 'rxjs';
 import type { CommConfig } from '../comm/config';
 import type { MessageCodec } from '../protocol/codec';
+import type { SecurityConfig } from '../security';
 
 /**
  * Options shared by `connect()` and `listen()`: how messages are encoded, how big they
@@ -30,7 +31,9 @@ export interface TransportConfig extends CommConfig {
    * @default 1048576 (1 MiB)
    */
   writeHighWaterMark?: number;
-  /** Transport-specific settings (tls: `security`). */
+  /** TLS settings: certificates for `tls://`, and `requireEncryption` for every scheme. */
+  security?: SecurityConfig;
+  /** Transport-specific settings. */
   [option: string]: unknown;
 }
 

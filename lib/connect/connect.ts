@@ -16,6 +16,7 @@ import { parseAddress } from '../addresses/parse';
 import { getBackend } from '../registry';
 import { reportStatus } from '../status';
 import { resolveTransportConfig } from './backend-options';
+import { checkEncryption } from './encryption';
 import { CONNECT_DEFAULTS, type ConnectConfig } from './config';
 
 /** Dask's backoff base: the cap doubles from 10 ms with each failed attempt. */
@@ -45,6 +46,7 @@ export function connect(addr: string, config: ConnectConfig = {}): Observable<Co
   return defer(() => {
     const [scheme, location] = parseAddress(addr);
     const backend = getBackend(scheme);
+    checkEncryption(backend, addr, config);
     const { timeout: total = CONNECT_DEFAULTS.timeout, scheduler = asyncScheduler, random = Math.random } = config;
     if (typeof total !== 'number' || !(total > 0)) {
       throw new ConfigError(`timeout must be a positive number of milliseconds, got ${String(total)}`);

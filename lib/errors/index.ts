@@ -105,8 +105,10 @@ export class ConfigError extends Error {
 /** Wraps anything thrown into a `CommClosedError`, keeping comm errors as they are. */
 export function toCommClosedError(err: unknown, message: string): CommClosedError {
   if (err instanceof CommClosedError) return err;
-  const detail = err instanceof Error ? `: ${(err as NodeJS.ErrnoException).code ?? err.message}` : '';
-  return new CommClosedError(`${message}${detail}`, { cause: err });
+  // Duck-typed: errors made by Node internals may come from another realm (vm, jest).
+  const { code, message: text } = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; message?: unknown };
+  const detail = typeof code === 'string' ? code : typeof text === 'string' && text !== '' ? text : undefined;
+  return new CommClosedError(detail ? `${message}: ${detail}` : message, { cause: err });
 }
 
 /** A listener could not bind its address (in use, not permitted, no such interface). */

@@ -26,6 +26,7 @@ import { Comm } from '../comm/comm';
 import { handshake } from '../comm/handshake';
 import { resolveTransportConfig } from '../connect/backend-options';
 import type { TransportConfig } from '../connect/config';
+import { checkEncryption } from '../connect/encryption';
 import { ConfigError, HandshakeError } from '../errors';
 import { getBackend, type ListenEvent } from '../registry';
 import { reportStatus, status$, type CommStatus } from '../status';
@@ -129,6 +130,7 @@ export class Listener extends Observable<Comm> {
   private readonly comms$: Observable<Comm> = new Observable<Comm>((subscriber) => {
     const [scheme, location] = parseAddress(this.address);
     const backend = getBackend(scheme);
+    checkEncryption(backend, this.address, this.config);
     const options = resolveTransportConfig(this.config);
     const handshakeTimeout = this.config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout;
     let listenAddress = this.address;
@@ -141,7 +143,7 @@ export class Listener extends Observable<Comm> {
       reportStatus({ type: 'listen:rejected', listenAddress, peerAddress, error });
 
     return backend
-      .listen(location, options.backend)
+      .listen(location, { ...options.backend, handshakeTimeout })
       .pipe(
         tap({
           error: (err: Error) => binding.error(err),

@@ -29,6 +29,12 @@ export type ListenEvent =
 
 export interface Backend {
   /**
+   * Whether the transport encrypts. `false` makes `security.requireEncryption` refuse it;
+   * leave it out for transports that never leave the process (inproc).
+   */
+  encrypted?: boolean;
+
+  /**
    * Connects to `location` (the part after `scheme://`). Cold: each subscription makes
    * one attempt, emits one Connection and completes. Unsubscribing before the emission
    * aborts the attempt. Transient failures error with `CommClosedError`; failures that

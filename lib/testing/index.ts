@@ -71,3 +71,5 @@ export function createCommPair(config: TestPairConfig = {}): [Comm, Comm] {
 export function acceptHandshake(connection: Connection, config: CommConfig = {}): Observable<Comm> {
   return handshake(new Comm(connection, config));
 }
+
+export { createTestCertificates, type CertificatePair, type TestCertificates } from './certificates';

@@ -4,6 +4,7 @@
  */
 import { firstValueFrom, type Observable } from 'rxjs';
 import { firstExternalIpv4 } from '../../lib/addresses/local-ip';
+import { security } from './certs';
 import { connect, type Comm, type ConnectConfig, type ListenConfig, type Listener, listen } from 'rxcomm';
 
 export interface TransportCase {
@@ -23,6 +24,8 @@ export function inprocAddress(): string {
 export const transports: TransportCase[] = [
   { name: 'inproc', listenAddress: 'inproc://', config: () => ({}) },
   { name: 'tcp', listenAddress: 'tcp://127.0.0.1:0', config: () => ({}) },
+  // One set of certificates serves both ends: the CA signed it for client and server use.
+  { name: 'tls', listenAddress: 'tls://127.0.0.1:0', config: () => ({ security: security('server') }) },
 ];
 
 /** A listener bound on `transport`, with a connected pair of comms; `close()` tears all down. */

@@ -66,6 +66,7 @@ describe.each(transports)('Listener over $name', (transport) => {
     const { contactAddress } = await firstValueFrom(listener.bound$);
 
     // A peer that sends something that is not a handshake.
+    const rejection = firstValueFrom(status$.pipe(filter((e) => e.type === 'listen:rejected'), take(1)));
     const [scheme, location] = contactAddress.split('://');
     const raw = await firstValueFrom(getBackend(scheme).connect(location, {
       codec: { encode: (m: unknown) => [Buffer.from(JSON.stringify(m))], decode: (f: Uint8Array[]) => JSON.parse(Buffer.from(f[0]).toString()) },
@@ -76,7 +77,7 @@ describe.each(transports)('Listener over $name', (transport) => {
     raw.open({ next: () => undefined, complete: () => undefined, error: () => undefined });
     await raw.write(scheme === 'inproc' ? 'not a handshake' : { not: 'a handshake' });
 
-    const rejected = await firstValueFrom(status$.pipe(filter((e) => e.type === 'listen:rejected'), take(1)));
+    const rejected = await rejection;
     expect(rejected).toMatchObject({ type: 'listen:rejected', listenAddress: listener.listenAddress });
     raw.abort();
 

@@ -19,6 +19,8 @@ export interface SocketConnectionInit {
   peerAddress: string;
   extraInfo?: Record<string, unknown>;
   options: BackendOptions;
+  /** How socket errors become comm errors (tls makes certificate failures fatal). */
+  wrapError?: (err: unknown, message: string) => CommClosedError;
 }
 
 /** A promise plus its settle functions: the writers waiting for the socket to drain. */
@@ -54,7 +56,8 @@ export class SocketConnection implements Connection {
     this.extraInfo = init.extraInfo ?? {};
     this.options = init.options;
     // Never leave an 'error' event unheard, even before open().
-    this.socket.on('error', (err) => this.fail(toCommClosedError(err, `connection to ${this.peerAddress} lost`)));
+    const wrapError = init.wrapError ?? toCommClosedError;
+    this.socket.on('error', (err) => this.fail(wrapError(err, `connection to ${this.peerAddress} lost`)));
     this.socket.on('drain', () => this.settleDrain());
     this.socket.on('close', () => {
       this.fail(new CommClosedError(`connection to ${this.peerAddress} closed`));
@@ -136,6 +139,8 @@ export class SocketConnection implements Connection {
       this.ending = true;
       this.flush();
       this.socket.end();
+      // Keep reading (a paused reader would never see the peer's FIN or reset).
+      this.socket.resume();
     }
     // Resolves once the peer has closed its side too: closing with unread bytes would
     // make the kernel send a reset and could lose what we just flushed.

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { Observable } from 'rxjs';
 import { parseHostPort, unparseHostPort } from '../../addresses/parse';
 import { firstExternalIpv4 } from '../../addresses/local-ip';
-import { ListenError } from '../../errors';
+import { type CommClosedError, ListenError } from '../../errors';
 import type { Backend, BackendOptions, ListenEvent } from '../../registry/backend';
 import { isWildcard, localAddressFor, resolveHostPortLocation, socketAddress } from './host';
 import { SocketConnection } from './socket-connection';
@@ -17,10 +17,14 @@ export interface ReadySocket {
   socket: net.Socket;
   rawSocket: net.Socket;
   extraInfo?: Record<string, unknown>;
+  /** How later socket errors become comm errors. */
+  wrapError?: (err: unknown, message: string) => CommClosedError;
 }
 
 export interface StreamTransport {
   scheme: string;
+  /** Whether the transport encrypts (`requireEncryption` refuses those that do not). */
+  encrypted: boolean;
   /** Fails at once on settings that can never work (tls without certificates). */
   checkOptions?(options: BackendOptions, side: 'connect' | 'listen'): void;
   /**
@@ -60,6 +64,8 @@ export function streamBackend(transport: StreamTransport): Backend {
     });
 
   return {
+    encrypted: transport.encrypted,
+
     connect(location, options) {
       return new Observable((subscriber) => {
         transport.checkOptions?.(options, 'connect');

@@ -8,6 +8,7 @@ import { streamBackend } from '../socket/stream-backend';
 
 export const tcpBackend = streamBackend({
   scheme: 'tcp',
+  encrypted: false,
   open(host, port, _options, ready, failed) {
     const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
     const onError = (err: Error) => failed(toCommClosedError(err, `Could not connect to tcp://${unparseHostPort(host, port)}`));

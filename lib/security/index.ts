@@ -1,0 +1,38 @@
+/**
+ * TLS settings, modelled on Dask's `Security`: one CA, certificate and key (PEM text
+ * or file paths), mutual authentication by default, no hostname check unless asked.
+ * Used by encrypted transports (tls), and by every transport for `requireEncryption`.
+ */
+import type { SecureVersion } from 'node:tls';
+
+export interface SecurityConfig {
+  /** CA certificate(s) that peers' certificates must chain to: PEM text or a file path. */
+  ca?: string | Buffer;
+  /** This side's certificate (chain): PEM text or a file path. */
+  cert?: string | Buffer;
+  /** This side's private key: PEM text or a file path. */
+  key?: string | Buffer;
+  /**
+   * Refuse plaintext transports (`tcp://`): connect and listen fail at once.
+   * @default false
+   */
+  requireEncryption?: boolean;
+  /** OpenSSL cipher list (TLS 1.2 and below). @default Node's default list */
+  ciphers?: string;
+  /** @default 'TLSv1.2' */
+  minVersion?: SecureVersion;
+  /** @default 'TLSv1.3' */
+  maxVersion?: SecureVersion;
+  /**
+   * Verify that the listener's certificate names the host connected to. Dask does not.
+   * @default false
+   */
+  checkHostname?: boolean;
+  /** The server name sent (SNI) and checked when `checkHostname` is on. @default the host */
+  serverName?: string;
+  /**
+   * Listeners require and verify a client certificate (mutual TLS, as Dask).
+   * @default true
+   */
+  requireClientCertificate?: boolean;
+}

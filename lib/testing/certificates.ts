@@ -1,0 +1,95 @@
+/**
+ * Throwaway certificates for tests and demos, made with the `openssl` command: a CA,
+ * a server and a client certificate it signed (both valid for 127.0.0.1, ::1 and
+ * localhost), a second unrelated CA with a client of its own, and an expired one.
+ * Never use them for anything but tests.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** A certificate and its key, as PEM text and as files. */
+export interface CertificatePair {
+  cert: string;
+  key: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface TestCertificates {
+  /** The folder holding the files; `remove()` deletes it. */
+  dir: string;
+  ca: CertificatePair;
+  server: CertificatePair;
+  client: CertificatePair;
+  /** An expired certificate signed by `ca`. */
+  expired: CertificatePair;
+  /** A second CA, unrelated to `ca`. */
+  otherCa: CertificatePair;
+  /** A client certificate signed by `otherCa`. */
+  stranger: CertificatePair;
+  remove(): Promise<void>;
+}
+
+const SAN = 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost';
+
+async function openssl(dir: string, args: string[]): Promise<void> {
+  try {
+    await run('openssl', args, { cwd: dir });
+  } catch (err) {
+    const { code, stderr } = err as { code?: string; stderr?: string };
+    throw new Error(
+      code === 'ENOENT' ? 'the openssl command is needed to make test certificates (apt-get install openssl)' : `openssl ${args[0]} failed: ${stderr}`,
+      { cause: err },
+    );
+  }
+}
+
+async function read(dir: string, name: string): Promise<CertificatePair> {
+  const certFile = path.join(dir, `${name}.pem`);
+  const keyFile = path.join(dir, `${name}.key`);
+  return { cert: await fs.readFile(certFile, 'utf8'), key: await fs.readFile(keyFile, 'utf8'), certFile, keyFile };
+}
+
+async function makeCa(dir: string, name: string): Promise<void> {
+  await openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=rxcomm test ${name}`]);
+}
+
+async function makeSigned(dir: string, name: string, ca: string, days: number): Promise<void> {
+  await openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=rxcomm test ${name}`]);
+  await fs.writeFile(path.join(dir, `${name}.ext`), `${SAN}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
+    '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-out', `${name}.pem`, '-days', String(days), '-extfile', `${name}.ext`]);
+}
+
+/**
+ * Makes a fresh set of test certificates in a temporary folder.
+ *
+ * ## Example
+ * ```ts
+ * const certs = await createTestCertificates();
+ * const security = { ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key };
+ * listen('tls://127.0.0.1:0', { security });
+ * ```
+ */
+export async function createTestCertificates(): Promise<TestCertificates> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rxcomm-certs-'));
+  await Promise.all([makeCa(dir, 'ca'), makeCa(dir, 'otherCa')]);
+  await Promise.all([
+    makeSigned(dir, 'server', 'ca', 2),
+    makeSigned(dir, 'client', 'ca', 2),
+    makeSigned(dir, 'expired', 'ca', -1),
+    makeSigned(dir, 'stranger', 'otherCa', 2),
+  ]);
+  const names = ['ca', 'server', 'client', 'expired', 'otherCa', 'stranger'] as const;
+  const pairs = await Promise.all(names.map((name) => read(dir, name)));
+  const [ca, server, client, expired, otherCa, stranger] = pairs;
+  return { dir, ca, server, client, expired, otherCa, stranger, remove: () => fs.rm(dir, { recursive: true, force: true }) };
+}

@@ -1,0 +1,58 @@
+/** Turns a `SecurityConfig` into Node TLS contexts, checking it first. */
+import * as fs from 'node:fs';
+import * as tls from 'node:tls';
+import { ConfigError } from '../../errors';
+import type { SecurityConfig } from '../../security';
+
+function pem(name: string, value: string | Buffer | undefined): string | Buffer | undefined {
+  if (value === undefined || Buffer.isBuffer(value) || value.includes('-----BEGIN')) return value;
+  try {
+    return fs.readFileSync(value);
+  } catch (err) {
+    throw new ConfigError(`cannot read security.${name} from ${JSON.stringify(value)}: ${(err as NodeJS.ErrnoException).code}`, {
+      cause: err,
+    });
+  }
+}
+
+/** What a side needs, checked before any socket is opened. */
+export function checkSecurity(security: SecurityConfig | undefined, side: 'connect' | 'listen'): SecurityConfig {
+  // A connector must verify the listener; a listener must present a certificate and,
+  // when it checks clients (the default), know their CA.
+  const needed: (keyof SecurityConfig)[] =
+    side === 'connect' ? ['ca'] : security?.requireClientCertificate === false ? ['cert', 'key'] : ['ca', 'cert', 'key'];
+  const missing = needed.filter((name) => !security?.[name]);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `tls:// needs TLS settings to ${side}: security.${missing.join(', security.')} ${missing.length > 1 ? 'are' : 'is'} missing`,
+    );
+  }
+  if (!security!.cert !== !security!.key) {
+    throw new ConfigError('tls:// needs security.cert and security.key together');
+  }
+  return security!;
+}
+
+const contexts = new WeakMap<SecurityConfig, tls.SecureContext>();
+
+/** The secure context for a security config, made once: parsing PEM on each connect is slow. */
+export function secureContextFor(security: SecurityConfig): tls.SecureContext {
+  let context = contexts.get(security);
+  if (!context) {
+    try {
+      context = tls.createSecureContext({
+        ca: pem('ca', security.ca),
+        cert: pem('cert', security.cert),
+        key: pem('key', security.key),
+        ciphers: security.ciphers,
+        minVersion: security.minVersion ?? 'TLSv1.2',
+        maxVersion: security.maxVersion ?? 'TLSv1.3',
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`invalid TLS settings: ${(err as Error).message}`, { cause: err });
+    }
+    contexts.set(security, context);
+  }
+  return context;
+}
