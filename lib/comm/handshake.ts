@@ -4,7 +4,7 @@
  * reading, never deadlocks against any Dask version.
  */
 import { Observable, take } from 'rxjs';
-import { HandshakeError, toCommClosedError } from '../errors';
+import { FatalCommClosedError, HandshakeError, toCommClosedError } from '../errors';
 import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
 
 /**
@@ -22,8 +22,18 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Map) && !ArrayBuffer.isView(value);
 }
 
+/**
+ * The key of the map a listener sends instead of its handshake when it refuses a peer
+ * it has authenticated (a TLS client certificate it does not trust). rxcomm's own
+ * extension: a Dask peer reads it as a handshake without `pickle-protocol` and fails.
+ */
+export const HANDSHAKE_REJECTED_KEY = 'rejected';
+
 /** Dask's `handshake_configuration`: the lower pickle protocol, compression only if both agree. */
 export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptions {
+  if (isPlainMap(remote) && typeof remote[HANDSHAKE_REJECTED_KEY] === 'string' && !('pickle-protocol' in remote)) {
+    throw new FatalCommClosedError(`the peer refused this connection: ${remote[HANDSHAKE_REJECTED_KEY]}`);
+  }
   if (!isPlainMap(remote) || typeof remote['pickle-protocol'] !== 'number' || !('compression' in remote)) {
     throw new HandshakeError(
       'peer handshake lacks pickle-protocol or compression; ' +

@@ -128,22 +128,25 @@ export class Listener extends Observable<Comm> {
 
   /** The shared pipeline: bind, accept, handshake each connection, emit comms. */
   private readonly comms$: Observable<Comm> = new Observable<Comm>((subscriber) => {
-    const [scheme, location] = parseAddress(this.address);
-    const backend = getBackend(scheme);
-    checkEncryption(backend, this.address, this.config);
-    const options = resolveTransportConfig(this.config);
-    const handshakeTimeout = this.config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout;
-    let listenAddress = this.address;
     // A fresh binding each time the shared socket is (re)bound, so bound$ never replays a stale one.
     const binding: Binding = this.bindingUsed ? new ReplaySubject(1) : this.binding;
     this.binding = binding;
     this.bindingUsed = true;
+    let listenAddress = this.address;
+    const handshakeTimeout = this.config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout;
+    let options!: ReturnType<typeof resolveTransportConfig>;
 
     const rejected = (peerAddress: string, error: Error) =>
       reportStatus({ type: 'listen:rejected', listenAddress, peerAddress, error });
 
-    return backend
-      .listen(location, { ...options.backend, handshakeTimeout })
+    // Inside defer, so that a bad config errors bound$ and start() like a bind failure.
+    return defer(() => {
+      const [scheme, location] = parseAddress(this.address);
+      const backend = getBackend(scheme);
+      checkEncryption(backend, this.address, this.config);
+      options = resolveTransportConfig(this.config);
+      return backend.listen(location, { ...options.backend, handshakeTimeout });
+    })
       .pipe(
         tap({
           error: (err: Error) => binding.error(err),

@@ -39,18 +39,18 @@ export interface StreamTransport {
     failed: (error: Error) => void,
   ): () => void;
   /**
-   * Secures an accepted raw socket (tls) and calls `ready`, or `failed` to drop it.
-   * Absent for plain tcp.
+   * Makes the listening server. It calls `ready` for each connection that can carry
+   * messages and `rejected` for each it dropped (a failed TLS handshake, say).
    */
-  accept?(
-    rawSocket: net.Socket,
+  createServer(
     options: BackendOptions,
     ready: (socket: ReadySocket) => void,
-    failed: (error: Error) => void,
-  ): void;
+    rejected: (peerAddress: string, error: Error) => void,
+  ): net.Server;
 }
 
-const SOCKET_OPTIONS = { noDelay: true, keepAlive: true } as const;
+/** Nagle's delay off (Dask sets TCP_NODELAY too), keepalive on. */
+export const SOCKET_OPTIONS = { noDelay: true, keepAlive: true } as const;
 
 export function streamBackend(transport: StreamTransport): Backend {
   const { scheme } = transport;
@@ -87,25 +87,14 @@ export function streamBackend(transport: StreamTransport): Backend {
       return new Observable<ListenEvent>((subscriber) => {
         transport.checkOptions?.(options, 'listen');
         const [host, port] = parseHostPort(location, 0);
-        const server = net.createServer({ ...SOCKET_OPTIONS, pauseOnConnect: true });
+        const server = transport.createServer(
+          options,
+          (ready) => subscriber.next({ type: 'connection', connection: connectionFor(ready, options) }),
+          (peerAddress, error) => subscriber.next({ type: 'rejected', peerAddress, error }),
+        );
         let bound = false;
         let listenAddress = `${scheme}://${location}`;
 
-        server.on('connection', (rawSocket) => {
-          const peerAddress = socketAddress(scheme, rawSocket.remoteAddress, rawSocket.remotePort);
-          const rejected = (error: Error) => {
-            rawSocket.destroy();
-            subscriber.next({ type: 'rejected', peerAddress, error });
-          };
-          const ready = (socket: ReadySocket) =>
-            subscriber.next({ type: 'connection', connection: connectionFor(socket, options) });
-          if (transport.accept) {
-            rawSocket.resume();
-            transport.accept(rawSocket, options, ready, rejected);
-          } else {
-            ready({ socket: rawSocket, rawSocket });
-          }
-        });
         server.on('error', (err: NodeJS.ErrnoException) => {
           if (bound) return; // accept errors on a bound server are per connection
           subscriber.error(new ListenError(`Could not listen on ${listenAddress}: ${err.code ?? err.message}`, { cause: err }));

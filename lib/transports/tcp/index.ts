@@ -4,13 +4,17 @@
 import * as net from 'node:net';
 import { unparseHostPort } from '../../addresses/parse';
 import { toCommClosedError } from '../../errors';
-import { streamBackend } from '../socket/stream-backend';
+import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
 
 export const tcpBackend = streamBackend({
   scheme: 'tcp',
   encrypted: false,
+  createServer(_options, ready) {
+    return net.createServer(SOCKET_OPTIONS, (socket) => ready({ socket, rawSocket: socket }));
+  },
+
   open(host, port, _options, ready, failed) {
-    const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
+    const socket = net.connect({ host, port, ...SOCKET_OPTIONS });
     const onError = (err: Error) => failed(toCommClosedError(err, `Could not connect to tcp://${unparseHostPort(host, port)}`));
     socket.once('error', onError);
     socket.once('connect', () => {

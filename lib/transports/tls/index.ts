@@ -6,12 +6,15 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { unparseHostPort } from '../../addresses/parse';
-import { HandshakeError } from '../../errors';
+import { HANDSHAKE_REJECTED_KEY } from '../../comm/handshake';
+import { FatalCommClosedError, HandshakeError } from '../../errors';
+import { encodePrelude } from '../../protocol';
 import type { BackendOptions } from '../../registry/backend';
-import { streamBackend } from '../socket/stream-backend';
+import { socketAddress } from '../socket/host';
+import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
 import { tlsError } from './errors';
 import type { SecurityConfig } from '../../security';
-import { checkSecurity, secureContextFor } from './security';
+import { checkSecurity, secureContextFor, tlsOptionsFor } from './security';
 
 /** Default time a client may take over its TLS handshake, when the listener sets none. */
 const TLS_HANDSHAKE_TIMEOUT = 30_000;
@@ -30,6 +33,27 @@ function tlsInfo(socket: tls.TLSSocket): Record<string, unknown> {
   };
 }
 
+/**
+ * Node verifies a client certificate only after the TLS handshake, so, unlike OpenSSL in
+ * Python, it sends the client no alert and a TLS 1.3 client would just see the
+ * connection drop, and retry until its timeout. Instead the listener answers the Dask
+ * handshake with `{rejected: reason}`: rxcomm clients fail at once with that reason, and
+ * Dask clients fail at once too (the map lacks `pickle-protocol`).
+ */
+function refuse(socket: tls.TLSSocket, options: BackendOptions, reason: string): void {
+  const frames = options.codec.encode({ [HANDSHAKE_REJECTED_KEY]: reason });
+  socket.on('error', () => undefined);
+  socket.end(Buffer.concat([encodePrelude(frames), ...frames]));
+  // Drain what the client sends until it closes: closing with unread bytes would
+  // reset the connection and lose the answer.
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER);
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** How long a refused connection may linger while the client reads the refusal. */
+const REFUSAL_LINGER = 5_000;
+
 export const tlsBackend = streamBackend({
   scheme: 'tls',
   encrypted: true,
@@ -41,7 +65,7 @@ export const tlsBackend = streamBackend({
   open(host, port, options, ready, failed) {
     const security = securityOf(options, 'connect');
     const address = `tls://${unparseHostPort(host, port)}`;
-    const rawSocket = net.connect({ host, port, noDelay: true, keepAlive: true });
+    const rawSocket = net.connect({ host, port, ...SOCKET_OPTIONS });
     const socket = tls.connect({
       socket: rawSocket,
       secureContext: secureContextFor(security),
@@ -66,31 +90,47 @@ export const tlsBackend = streamBackend({
     };
   },
 
-  accept(rawSocket, options, ready, failed) {
+  createServer(options, ready, rejected) {
     const security = securityOf(options, 'listen');
     const checkClients = security.requireClientCertificate !== false;
-    const socket = new tls.TLSSocket(rawSocket, {
-      isServer: true,
-      secureContext: secureContextFor(security),
+    const handshakeTimeout = (options.handshakeTimeout as number | undefined) ?? TLS_HANDSHAKE_TIMEOUT;
+    const server = tls.createServer({
+      ...tlsOptionsFor(security),
+      ...SOCKET_OPTIONS,
       requestCert: checkClients,
-      rejectUnauthorized: checkClients,
+      // Verified below rather than by Node, so that a refused client learns why.
+      rejectUnauthorized: false,
+      handshakeTimeout,
     });
-    const timeout = (options.handshakeTimeout as number | undefined) ?? TLS_HANDSHAKE_TIMEOUT;
-    const timer = setTimeout(() => {
-      socket.destroy();
-      failed(new HandshakeError(`TLS handshake not completed within ${timeout} ms`));
-    }, timeout);
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      socket.on('error', () => undefined); // it is being dropped; later errors are moot
-      socket.destroy();
-      failed(tlsError(err, 'TLS handshake failed'));
-    };
-    socket.once('error', onError);
-    socket.once('secure', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
+    // The TCP socket under each TLS socket, found again by the peer's address, so that
+    // an abort can reset it.
+    const rawSockets = new Map<string, net.Socket>();
+    const key = (socket: net.Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+    server.on('connection', (rawSocket: net.Socket) => {
+      const at = key(rawSocket);
+      rawSockets.set(at, rawSocket);
+      rawSocket.once('close', () => rawSockets.get(at) === rawSocket && rawSockets.delete(at));
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      const peerAddress = socketAddress('tls', socket.remoteAddress, socket.remotePort);
+      if (checkClients && !socket.authorized) {
+        const reason = `client certificate refused: ${String(socket.authorizationError)}`;
+        refuse(socket, options, reason);
+        rejected(peerAddress, new FatalCommClosedError(reason));
+        return;
+      }
+      const rawSocket = rawSockets.get(key(socket)) ?? socket;
       ready({ socket, rawSocket, extraInfo: tlsInfo(socket), wrapError: tlsError });
     });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      const peerAddress = socketAddress('tls', socket.remoteAddress, socket.remotePort);
+      const error =
+        err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+          ? new HandshakeError(`TLS handshake not completed within ${handshakeTimeout} ms`, { cause: err })
+          : tlsError(err, 'TLS handshake failed');
+      socket.destroy(); // Node does not always close it
+      rejected(peerAddress, error);
+    });
+    return server;
   },
 });

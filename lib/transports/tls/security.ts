@@ -1,7 +1,7 @@
 /** Turns a `SecurityConfig` into Node TLS contexts, checking it first. */
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
-import { ConfigError } from '../../errors';
+import { ConfigError, FatalCommClosedError } from '../../errors';
 import type { SecurityConfig } from '../../security';
 
 function pem(name: string, value: string | Buffer | undefined): string | Buffer | undefined {
@@ -33,6 +33,18 @@ export function checkSecurity(security: SecurityConfig | undefined, side: 'conne
   return security!;
 }
 
+/** The Node TLS options of a security config, with file paths read. */
+export function tlsOptionsFor(security: SecurityConfig): tls.SecureContextOptions {
+  return {
+    ca: pem('ca', security.ca),
+    cert: pem('cert', security.cert),
+    key: pem('key', security.key),
+    ciphers: security.ciphers,
+    minVersion: security.minVersion ?? 'TLSv1.2',
+    maxVersion: security.maxVersion ?? 'TLSv1.3',
+  };
+}
+
 const contexts = new WeakMap<SecurityConfig, tls.SecureContext>();
 
 /** The secure context for a security config, made once: parsing PEM on each connect is slow. */
@@ -40,17 +52,12 @@ export function secureContextFor(security: SecurityConfig): tls.SecureContext {
   let context = contexts.get(security);
   if (!context) {
     try {
-      context = tls.createSecureContext({
-        ca: pem('ca', security.ca),
-        cert: pem('cert', security.cert),
-        key: pem('key', security.key),
-        ciphers: security.ciphers,
-        minVersion: security.minVersion ?? 'TLSv1.2',
-        maxVersion: security.maxVersion ?? 'TLSv1.3',
-      });
+      context = tls.createSecureContext(tlsOptionsFor(security));
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`invalid TLS settings: ${(err as Error).message}`, { cause: err });
+      // A key that does not match its certificate, or PEM that does not parse: a
+      // certificate problem, fatal like an unknown CA.
+      throw new FatalCommClosedError(`invalid TLS certificate or key: ${(err as Error).message}`, { cause: err });
     }
     contexts.set(security, context);
   }

@@ -1,0 +1,87 @@
+/**
+ * Interop 1 (tcp) and 5a (tls): rxcomm's connect() against a real `distributed.Scheduler`
+ * (Dask 2022.12.1, `dask_peer.py scheduler`) on loopback. Proves the handshake both ways
+ * (Dask drops a peer whose handshake lacks `pickle-protocol`/`compression`), the framing
+ * and msgpack of a request and of a real scheduler reply, and mutual TLS with Dask.
+ */
+import { firstValueFrom } from 'rxjs';
+import { connect, type Comm } from 'rxcomm';
+import { describeInterop, livePeerCount, type ReadyLine, startServer, stopAllPeers } from './dask-peer';
+import { expectTlsExtraInfo, interopTransports } from './interop-transports';
+
+describeInterop('rxcomm client against a real distributed.Scheduler', () => {
+  afterAll(async () => {
+    await stopAllPeers();
+    expect(livePeerCount()).toBe(0);
+  });
+
+  describe.each(interopTransports)('over $name', (transport) => {
+    let ready: ReadyLine;
+    const opened: Comm[] = [];
+
+    beforeAll(async () => {
+      ({ ready } = await startServer(['scheduler', ...transport.pyServer()]));
+    }, 60_000);
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((comm) => comm.close()));
+    });
+
+    afterAll(async () => {
+      await stopAllPeers();
+    });
+
+    async function connectToScheduler(): Promise<Comm> {
+      const comm = await firstValueFrom(connect(ready.address, { timeout: 10_000, ...transport.rxConnect() }));
+      opened.push(comm);
+      return comm;
+    }
+
+    it(`should listen on a ${transport.name}:// loopback address`, () => {
+      expect(ready.address).toMatch(new RegExp(`^${transport.name}://127\\.0\\.0\\.1:\\d+$`));
+    });
+
+    it("should get the Scheduler's identity for {op: 'identity', reply: true}", async () => {
+      const comm = await connectToScheduler();
+      await comm.write({ op: 'identity', reply: true });
+      const reply = (await comm.read()) as Record<string, unknown>;
+      // A string-keyed map decodes to a plain object.
+      expect(Object.getPrototypeOf(reply)).toBe(Object.prototype);
+      expect(reply.type).toBe('Scheduler');
+      expect(Object.keys(reply)).toEqual(expect.arrayContaining(['type', 'id', 'address', 'services', 'started', 'workers']));
+      expect(reply.id).toBe(ready.id);
+      expect(reply.address).toBe(ready.address);
+      expect(typeof reply.started).toBe('number'); // a float timestamp
+      expect(reply.workers).toEqual({});
+      expect(typeof reply.services).toBe('object');
+    });
+
+    it("should keep Dask's handshake and negotiate no compression (we advertise null)", async () => {
+      const comm = await connectToScheduler();
+      expect(comm.remoteInfo['pickle-protocol']).toBe(5);
+      expect(comm.remoteInfo.compression).toBe('lz4'); // Debian's Dask has lz4
+      expect(comm.remoteInfo.python).toEqual([expect.any(Number), expect.any(Number), expect.any(Number)]);
+      expect(comm.remoteInfo.address).toBe(comm.peerAddress);
+      expect(comm.localInfo.compression).toBeNull();
+      expect(comm.handshakeOptions.compression).toBeNull();
+      expect(comm.handshakeOptions['pickle-protocol']).toBe(5);
+      expect(comm.peerAddress).toBe(ready.address);
+    });
+
+    it('should answer several requests in order on one comm, and on a second comm', async () => {
+      const first = await connectToScheduler();
+      for (let i = 0; i < 3; i++) await first.write({ op: 'identity', reply: true });
+      for (let i = 0; i < 3; i++) expect(((await first.read()) as { type: string }).type).toBe('Scheduler');
+      const second = await connectToScheduler();
+      await second.write({ op: 'identity', reply: true });
+      expect(((await second.read()) as { id: string }).id).toBe(ready.id);
+    });
+
+    if (transport.name === 'tls') {
+      it("should present the server's certificate and the cipher in extraInfo", async () => {
+        const comm = await connectToScheduler();
+        expectTlsExtraInfo(comm.extraInfo, 'server');
+      });
+    }
+  });
+});
