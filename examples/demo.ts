@@ -6,7 +6,7 @@
  */
 import { filter, firstValueFrom, from, map, take, toArray } from 'rxjs';
 import { connect, listen, status$, writeTo, type Comm, type ConnectConfig } from 'rxcomm';
-import { demoTransports } from './demo-transports';
+import { cleanUpDemo, demoTransports } from './demo-transports';
 
 function log(line: string): void {
   console.log(line);
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     await demoTransport(transport.name, transport.address, transport.config);
   }
   await demoRetry();
+  await cleanUpDemo();
   log('\ndone');
 }
 
