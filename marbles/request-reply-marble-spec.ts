@@ -50,6 +50,15 @@ describe('request/reply protocol (marbles)', () => {
     });
   });
 
+  it('should run the README example', () => {
+    testScheduler.run(({ cold, expectObservable }) => {
+      const [client, server] = createCommPair({ scheduler: testScheduler, delay: 1 });
+      server.read$.pipe(map((n) => (n as number) * 2)).subscribe(server);
+      cold('a-b--|', { a: 1, b: 5 }).subscribe(client);
+      expectObservable(client.read$).toBe('--x-y|', { x: 2, y: 10 });
+    });
+  });
+
   it('should complete the server stream one frame after the client closes', () => {
     testScheduler.run(({ cold, expectObservable }) => {
       const [client, server] = createCommPair({ scheduler: testScheduler, delay: 1 });

@@ -126,6 +126,12 @@ export class Comm implements Observer<unknown> {
     if (this.closing) return this.closing;
     if (this.state === 'closed') return Promise.resolve();
     this.state = 'closing';
+    const flushed = this.connection.close();
+    if (!flushed) {
+      this.finish({});
+      this.closing = Promise.resolve();
+      return this.closing;
+    }
     this.closing = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         reportStatus({
@@ -142,7 +148,7 @@ export class Comm implements Observer<unknown> {
         this.finish({});
         resolve();
       };
-      this.connection.close().then(done, done);
+      flushed.then(done, done);
     });
     return this.closing;
   }

@@ -39,8 +39,12 @@ export interface Connection {
   /** Resume reading. */
   resume(): void;
 
-  /** Flushes what was written, then ends the connection; the peer's reader completes. */
-  close(): Promise<void>;
+  /**
+   * Flushes what was written, then ends the connection; the peer's reader completes.
+   * Returns nothing when that is done at once (inproc), so that closing stays
+   * synchronous under a virtual-time scheduler.
+   */
+  close(): Promise<void> | void;
   /** Ends the connection now, dropping unsent data; the peer's reader errors. */
   abort(reason?: Error): void;
 }

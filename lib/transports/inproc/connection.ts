@@ -97,13 +97,11 @@ export class InprocConnection implements Connection {
     return this.inbox.length - this.inboxHead;
   }
 
-  close(): Promise<void> {
-    if (!this.done) {
-      this.done = true;
-      this.rejectWaiters(new CommClosedError(`inproc comm ${this.localAddress} closed`));
-      this.peer.enqueue(END); // after everything already written: flush, then close
-    }
-    return Promise.resolve();
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.rejectWaiters(new CommClosedError(`inproc comm ${this.localAddress} closed`));
+    this.peer.enqueue(END); // after everything already written: flush, then close
   }
 
   abort(reason?: Error): void {
