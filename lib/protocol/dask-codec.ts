@@ -8,7 +8,7 @@
  * numbers start at 1 and follow the order in which the encoder meets the values.
  */
 import { ProtocolError } from '../errors';
-import type { MessageCodec } from './codec';
+import type { FramePieces, MessageCodec } from './codec';
 import { MsgpackEncoder, type ObjectHook, decodeDaskDefaults, packMessage, unpackMessage } from './msgpack';
 import { Pickled, Serialized } from './serialized';
 
@@ -55,14 +55,29 @@ export class DaskCodec implements MessageCodec {
   }
 
   encode(message: unknown): Uint8Array[] {
+    return this.encodeWith(message, false) as Uint8Array[];
+  }
+
+  /** Like `encode`, but frame 0 may come as pieces, its large bins uncopied. */
+  encodePieces(message: unknown): FramePieces[] {
+    return this.encodeWith(message, true);
+  }
+
+  private encodeWith(message: unknown, inPieces: boolean): FramePieces[] {
     this.pending = null;
     this.nextFrame = 1;
-    const head = this.encoder.encode(message);
+    let head: FramePieces;
+    if (inPieces) {
+      const pieces = this.encoder.encodePieces(message);
+      head = pieces.length === 1 ? pieces[0] : pieces;
+    } else {
+      head = this.encoder.encode(message);
+    }
     const pending = this.pending as Array<Serialized | Pickled> | null;
     if (pending === null) return [head];
     this.pending = null;
     // Sub-headers are encoded after frame 0 is done: the encoder is not re-entrant.
-    const frames: Uint8Array[] = [head];
+    const frames: FramePieces[] = [head];
     for (const payload of pending) {
       frames.push(subHeaderBytes(payload));
       for (const frame of payload.frames) frames.push(frame);

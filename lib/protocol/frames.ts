@@ -183,6 +183,10 @@ export class FrameParser {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
+      if (this.state === READ_ANNOUNCED_SIZE && this.intScratchFill === 0) {
+        pos = this.readWholeSingleFrames(chunk, pos, end);
+        if (pos >= end) return;
+      }
       if (this.state === READ_FRAMES) {
         pos = this.readFrames(chunk, pos, end);
         continue;
@@ -208,6 +212,34 @@ export class FrameParser {
       else if (this.state === READ_FRAME_COUNT) this.onFrameCount(low, high);
       else this.onFrameLength(low, high);
     }
+  }
+
+  /**
+   * The fast path for the common message: one frame, full `T`, all of it in this chunk.
+   * Hands each out as a view and returns where it stopped; anything else (several
+   * frames, a short `T`, a message cut by the chunk's end, a size over the limit) is left
+   * to the general state machine, which also reports the errors.
+   */
+  private readWholeSingleFrames(chunk: Buffer, pos: number, end: number): number {
+    while (end - pos >= 24) {
+      const announced = readUint32(chunk, pos);
+      const length = readUint32(chunk, pos + 16);
+      if (
+        readUint32(chunk, pos + 4) !== 0 ||
+        readUint32(chunk, pos + 8) !== 1 ||
+        readUint32(chunk, pos + 12) !== 0 ||
+        readUint32(chunk, pos + 20) !== 0 ||
+        announced !== 16 + length ||
+        announced > this.maxMessageSize ||
+        end - pos - 24 < length
+      ) {
+        return pos;
+      }
+      const frame = chunk.subarray(pos + 24, pos + 24 + length);
+      pos += 24 + length;
+      this.onMessage([frame], 8 + announced);
+    }
+    return pos;
   }
 
   /** T, checked at once: a peer announcing 2^63 bytes is refused before we wait for them. */

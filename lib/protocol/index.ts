@@ -3,7 +3,7 @@
  * Python writes it (msgpack.ts), and the message codec with its serialized payloads
  * (dask-codec.ts, serialized.ts).
  */
-export type { MessageCodec } from './codec';
+export type { FramePieces, MessageCodec } from './codec';
 export { encodePrelude, framedSize, FrameParser, type FrameParserConfig } from './frames';
 export {
   packMessage,

@@ -43,6 +43,8 @@ export interface MsgpackEncoderConfig {
 const MAX_DEPTH = 512;
 /** Encoded messages are carved out of slabs this big; each message is a view of its slab. */
 const SLAB_SIZE = 64 * 1024;
+/** Bins at least this big are not copied by `encodePieces`: they travel by reference. */
+export const BIN_BY_REFERENCE = 64 * 1024;
 /** Start a fresh slab rather than begin a message in the last few bytes of one. */
 const MIN_SLAB_ROOM = 1024;
 const MAX_INTEGER = 2 ** 53;
@@ -60,6 +62,8 @@ export class MsgpackEncoder {
   private start = 0;
   private depth = 0;
   private busy = false;
+  /** While `encodePieces` runs: the finished pieces of the message, in order. */
+  private pieces: Uint8Array[] | null = null;
 
   constructor(config: MsgpackEncoderConfig = {}) {
     this.encodeDefault = config.encodeDefault;
@@ -87,6 +91,24 @@ export class MsgpackEncoder {
       throw err;
     } finally {
       this.busy = false;
+    }
+  }
+
+  /**
+   * The msgpack bytes of `value` as pieces to be sent back to back: views of the slab,
+   * and each bin of `BIN_BY_REFERENCE` bytes or more as the caller's own buffer, uncopied.
+   * The caller must not change those buffers until they are sent.
+   */
+  encodePieces(value: unknown): Uint8Array[] {
+    if (this.busy) return [this.encode(value)];
+    const pieces: Uint8Array[] = [];
+    this.pieces = pieces;
+    try {
+      const last = this.encode(value);
+      if (last.byteLength > 0 || pieces.length === 0) pieces.push(last);
+      return pieces;
+    } finally {
+      this.pieces = null;
     }
   }
 
@@ -382,6 +404,16 @@ export class MsgpackEncoder {
   private writeBin(bytes: Uint8Array): void {
     const length = bytes.byteLength;
     if (length > 0xffff_ffff) throw new RangeError(`bin of ${length} bytes is too long for msgpack`);
+    if (this.pieces !== null && length >= BIN_BY_REFERENCE) {
+      // bin32 header in the slab, then the bytes themselves as a piece of their own
+      this.ensure(5);
+      this.buf[this.pos] = 0xc6;
+      this.buf.writeUInt32BE(length, this.pos + 1);
+      this.pos += 5;
+      this.pieces.push(this.buf.subarray(this.start, this.pos), bytes);
+      this.start = this.pos;
+      return;
+    }
     this.ensure(5 + length);
     const buf = this.buf;
     if (length < 0x100) {

@@ -105,11 +105,11 @@ export class SocketConnection implements Connection {
     }
     let size: number;
     try {
-      const frames = this.options.codec.encode(message);
-      let payload = 8 * (1 + frames.length);
-      for (const frame of frames) payload += frame.byteLength;
-      if (payload > this.options.maxMessageSize) {
-        return Promise.reject(new MessageTooLargeError(payload, this.options.maxMessageSize));
+      const codec = this.options.codec;
+      const frames = codec.encodePieces ? codec.encodePieces(message) : codec.encode(message);
+      const wireSize = FrameWriter.wireSize(frames);
+      if (wireSize - 8 > this.options.maxMessageSize) {
+        return Promise.reject(new MessageTooLargeError(wireSize - 8, this.options.maxMessageSize));
       }
       size = this.writer.add(frames);
     } catch (err) {
