@@ -69,7 +69,7 @@ export class DaskCodec implements MessageCodec {
     let head: FramePieces;
     if (inPieces) {
       const pieces = this.encoder.encodePieces(message);
-      head = pieces.length === 1 ? pieces[0] : pieces;
+      head = pieces.length === 1 ? pieces[0] : pieces.slice();
     } else {
       head = this.encoder.encode(message);
     }

@@ -64,6 +64,7 @@ export class MsgpackEncoder {
   private busy = false;
   /** While `encodePieces` runs: the finished pieces of the message, in order. */
   private pieces: Uint8Array[] | null = null;
+  private readonly piecesScratch: Uint8Array[] = [];
 
   constructor(config: MsgpackEncoderConfig = {}) {
     this.encodeDefault = config.encodeDefault;
@@ -97,11 +98,13 @@ export class MsgpackEncoder {
   /**
    * The msgpack bytes of `value` as pieces to be sent back to back: views of the slab,
    * and each bin of `BIN_BY_REFERENCE` bytes or more as the caller's own buffer, uncopied.
-   * The caller must not change those buffers until they are sent.
+   * The caller must not change those buffers until they are sent. The returned array is
+   * reused by the next call (one allocation less per small message): copy it to keep it.
    */
   encodePieces(value: unknown): Uint8Array[] {
     if (this.busy) return [this.encode(value)];
-    const pieces: Uint8Array[] = [];
+    const pieces = this.piecesScratch;
+    pieces.length = 0;
     this.pieces = pieces;
     try {
       const last = this.encode(value);
