@@ -32,7 +32,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Packr, Unpackr, REUSE_BUFFER_MODE, RESERVE_START_SPACE } from 'msgpackr';
-import { benchHandler, clientMain, emit, fail, installGuards, parseSideArgs, type BenchPeer, type TlsFiles } from './common';
+import { benchHandler, emit, fail, sideMain, type BenchPeer, type TlsFiles } from './common';
 
 const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 const MAX_MESSAGE_SIZE = 1024 * 1024 * 1024;
@@ -559,25 +559,11 @@ function peerOf(connection: BareConnection): BenchPeer {
   };
 }
 
-async function main(): Promise<void> {
-  const args = parseSideArgs(process.argv.slice(2));
-  const [mode, ...rest] = args.positional;
-  if (mode === 'server') {
-    installGuards('server', args.lifetime);
-    await serve(rest[0] ?? 'tcp', args.tls);
-  } else if (mode === 'client') {
-    installGuards('client', args.timeout);
-    const [address, transport = address?.split('://')[0]] = rest;
-    if (!address) throw new Error('usage: client <address> <tcp|tls>');
-    if (!address.startsWith(`${transport}://`)) throw new Error(`address ${address} is not a ${transport} address`);
+sideMain('bare-side.js', {
+  serve,
+  async connect(address, transport, args) {
     const connection = new BareConnection(await open(address, transport, args.tls), args.flags.has('--copy-large-bins'));
     await connection.handshake();
-    await clientMain(peerOf(connection), args, args.label ?? transport);
-    await connection.close();
-    process.exit(0);
-  } else {
-    throw new Error('usage: bare-side.js server <tcp|tls> | client <address> <tcp|tls> [options]');
-  }
-}
-
-main().catch(fail);
+    return { peer: peerOf(connection), close: () => connection.close() };
+  },
+}).catch(fail);

@@ -515,3 +515,39 @@ export async function clientMain(peer: BenchPeer, args: SideArgs, label: string,
   if (args.flags.has('--stepped')) await runSteppedClient(peer, plan, label, extra);
   else emit({ ok: true, [label]: { ...(await runBenchClient(peer, plan)), ...extra } });
 }
+
+/** A Node side's client: the peer the phases drive, what to report with it, how to close it. */
+export interface SideClient {
+  peer: BenchPeer;
+  extra?: object;
+  close(): Promise<void>;
+}
+
+/** The command line both Node sides share: `server <tcp|tls>` or `client <address> <tcp|tls>`. */
+export async function sideMain(
+  name: string,
+  side: {
+    serve(transport: string, tls: SideArgs['tls']): Promise<void>;
+    connect(address: string, transport: string, args: SideArgs): Promise<SideClient>;
+  },
+): Promise<void> {
+  const args = parseSideArgs(process.argv.slice(2));
+  const [mode, ...rest] = args.positional;
+  if (mode === 'server') {
+    installGuards('server', args.lifetime);
+    await side.serve(rest[0] ?? 'tcp', args.tls);
+    return;
+  }
+  if (mode !== 'client') throw new Error(`usage: ${name} server <tcp|tls> | client <address> <tcp|tls> [options]`);
+  installGuards('client', args.timeout);
+  const [address, transport = address?.split('://')[0]] = rest;
+  if (!address) throw new Error('usage: client <address> <tcp|tls>');
+  if (!address.startsWith(`${transport}://`)) throw new Error(`address ${address} is not a ${transport} address`);
+  const client = await side.connect(address, transport, args);
+  try {
+    await clientMain(client.peer, args, args.label ?? transport, client.extra);
+  } finally {
+    await client.close();
+  }
+  process.exit(0);
+}

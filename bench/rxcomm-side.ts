@@ -16,7 +16,7 @@
  */
 import { firstValueFrom } from 'rxjs';
 import { connect, listen, type Comm, type TransportConfig } from 'rxcomm';
-import { benchHandler, clientMain, emit, fail, installGuards, parseSideArgs, type BenchPeer, type TlsFiles } from './common';
+import { benchHandler, emit, fail, sideMain, type BenchPeer, type TlsFiles } from './common';
 
 function transportConfig(transport: string, tls: TlsFiles | undefined): TransportConfig {
   if (transport === 'tcp') return {};
@@ -50,27 +50,10 @@ function peerOf(comm: Comm): BenchPeer {
   };
 }
 
-async function main(): Promise<void> {
-  const args = parseSideArgs(process.argv.slice(2));
-  const [mode, ...rest] = args.positional;
-  if (mode === 'server') {
-    installGuards('server', args.lifetime);
-    await serve(rest[0] ?? 'tcp', args.tls);
-  } else if (mode === 'client') {
-    installGuards('client', args.timeout);
-    const [address, transport = address?.split('://')[0]] = rest;
-    if (!address) throw new Error('usage: client <address> <tcp|tls>');
-    if (!address.startsWith(`${transport}://`)) throw new Error(`address ${address} is not a ${transport} address`);
+sideMain('rxcomm-side.js', {
+  serve,
+  async connect(address, transport, args) {
     const comm = await firstValueFrom(connect(address, { timeout: 10_000, ...transportConfig(transport, args.tls) }));
-    try {
-      await clientMain(peerOf(comm), args, args.label ?? transport, { negotiated: comm.handshakeOptions });
-    } finally {
-      await comm.close();
-    }
-    process.exit(0);
-  } else {
-    throw new Error('usage: rxcomm-side.js server <tcp|tls> | client <address> <tcp|tls> [options]');
-  }
-}
-
-main().catch(fail);
+    return { peer: peerOf(comm), extra: { negotiated: comm.handshakeOptions }, close: () => comm.close() };
+  },
+}).catch(fail);
