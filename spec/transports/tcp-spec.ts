@@ -193,6 +193,40 @@ describe('tcp faults', () => {
     server.stop();
   });
 
+  it('should abort a close that cannot finish within closeTimeout, and report it', async () => {
+    // A peer that answers the handshake, then neither reads nor closes.
+    const server = await rawServer((socket) => {
+      socket.write(daskSchedulerStream.subarray(0, 69));
+      socket.pause();
+    });
+    const timedOut = firstValueFrom(status$.pipe(filter((e) => e.type === 'comm:close-timeout')));
+    const comm = await firstValueFrom(connect(server.address, { closeTimeout: 200 }));
+    const ended = firstValueFrom(comm.read$.pipe(toArray())).catch((err: Error) => err);
+    await comm.close();
+    expect(await timedOut).toMatchObject({ type: 'comm:close-timeout', timeout: 200, localAddress: comm.localAddress });
+    expect(comm.closed).toBe(true);
+    expect(await ended).toBeInstanceOf(CommClosedError);
+    await server.close();
+  });
+
+  it('should send large buffers by reference, without copying them', async () => {
+    const { FrameWriter } = await import('../../lib/transports/socket/frame-writer');
+    const { daskCodec } = await import('rxcomm');
+    const big = Buffer.alloc(1024 * 1024, 1);
+    const writer = new FrameWriter();
+    const codec = daskCodec({ deserialize: true });
+    const size = writer.add(codec.encodePieces!({ op: 'bulk', data: big }));
+    const chunks = writer.take();
+    expect(chunks).toContain(big); // the very same buffer, not a copy
+    expect(chunks.reduce((n, c) => n + c.byteLength, 0)).toBe(size);
+    // and the bytes are what Dask expects: one frame, msgpack with the bin inline
+    const wire = Buffer.concat(chunks);
+    expect(Number(wire.readBigUInt64LE(0))).toBe(size - 8);
+    const decoded = codec.decode([wire.subarray(24)]) as { op: string; data: Buffer };
+    expect(decoded.op).toBe('bulk');
+    expect(big.equals(decoded.data)).toBe(true);
+  });
+
   it('should reject a write larger than maxMessageSize and stay usable', async () => {
     const server = await echoListener();
     const comm = await firstValueFrom(connect(server.address, { maxMessageSize: 1000 }));
