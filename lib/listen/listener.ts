@@ -100,7 +100,8 @@ export class Listener extends Observable<Comm> {
    * rejects if binding fails.
    */
   async start(): Promise<this> {
-    if (!this.started) {
+    if (!this.started || this.started.closed) {
+      // (again, after a failed bind: start() may be retried)
       this.started = this.subscribe({
         next: (comm) => this.runHandler(comm),
         error: () => undefined, // surfaced through the bound$ wait below
