@@ -7,9 +7,10 @@
  * the `client` one, so each side can check it saw the other's certificate.
  */
 import { X509Certificate } from 'node:crypto';
-import type { ConnectConfig, ListenConfig } from 'rxcomm';
+import { firstValueFrom } from 'rxjs';
+import { type Comm, connect, type ConnectConfig, type ListenConfig } from 'rxcomm';
 import { security, testCertificates } from '../helpers/certs';
-import { tlsArgs } from './dask-peer';
+import { type ReadyLine, startServer, stopAllPeers, tlsArgs } from './dask-peer';
 
 export interface InteropTransport {
   name: 'tcp' | 'tls';
@@ -69,4 +70,35 @@ export function expectTlsExtraInfo(extraInfo: Record<string, unknown>, peer: 'se
   expect(peercert).toBeDefined();
   expect(peercert?.fingerprint256).toBe(fingerprint(peer));
   expect(peercert?.subject?.CN).toBe(`rxcomm test ${peer}`);
+}
+
+/**
+ * For the enclosing describe: a Python server (`mode`, e.g. 'scheduler') started once on
+ * `transport`, and rxcomm comms to it; the comms a test opened are closed after it, and
+ * the server after the describe.
+ */
+export function usePythonServer(mode: string, transport: InteropTransport): { ready(): ReadyLine; connect(): Promise<Comm> } {
+  let ready: ReadyLine;
+  const opened: Comm[] = [];
+
+  beforeAll(async () => {
+    ({ ready } = await startServer([mode, ...transport.pyServer()]));
+  }, 60_000);
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((comm) => comm.close()));
+  });
+
+  afterAll(async () => {
+    await stopAllPeers();
+  });
+
+  return {
+    ready: () => ready,
+    async connect() {
+      const comm = await firstValueFrom(connect(ready.address, { timeout: 10_000, ...transport.rxConnect() }));
+      opened.push(comm);
+      return comm;
+    },
+  };
 }

@@ -9,10 +9,9 @@
  * writes (`dask_peer.py message-set`), compared by SHA-256 (and hex where Python prints it).
  */
 import { createHash } from 'node:crypto';
-import { firstValueFrom } from 'rxjs';
-import { type Comm, connect, daskCodec } from 'rxcomm';
-import { describeInterop, livePeerCount, type ReadyLine, runClient, startServer, stopAllPeers } from './dask-peer';
-import { expectTlsExtraInfo, interopTransports } from './interop-transports';
+import { daskCodec } from 'rxcomm';
+import { describeInterop, livePeerCount, runClient, stopAllPeers } from './dask-peer';
+import { expectTlsExtraInfo, interopTransports, usePythonServer } from './interop-transports';
 import { firstDifference, messageSet, PYTHON_FRAME0 } from './message-set';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -72,26 +71,8 @@ describeInterop('rxcomm client against a Python echo listener', () => {
   });
 
   describe.each(interopTransports)('over $name', (transport) => {
-    let ready: ReadyLine;
-    const opened: Comm[] = [];
-
-    beforeAll(async () => {
-      ({ ready } = await startServer(['echo-listen', ...transport.pyServer()]));
-    }, 60_000);
-
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((comm) => comm.close()));
-    });
-
-    afterAll(async () => {
-      await stopAllPeers();
-    });
-
-    async function connectToEcho(): Promise<Comm> {
-      const comm = await firstValueFrom(connect(ready.address, { timeout: 10_000, ...transport.rxConnect() }));
-      opened.push(comm);
-      return comm;
-    }
+    const server = usePythonServer('echo-listen', transport);
+    const connectToEcho = server.connect;
 
     it('should get every message of the set back equal to what it sent', async () => {
       let comm = await connectToEcho();

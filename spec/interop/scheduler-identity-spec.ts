@@ -4,10 +4,8 @@
  * (Dask drops a peer whose handshake lacks `pickle-protocol`/`compression`), the framing
  * and msgpack of a request and of a real scheduler reply, and mutual TLS with Dask.
  */
-import { firstValueFrom } from 'rxjs';
-import { connect, type Comm } from 'rxcomm';
-import { describeInterop, livePeerCount, type ReadyLine, startServer, stopAllPeers } from './dask-peer';
-import { expectTlsExtraInfo, interopTransports } from './interop-transports';
+import { describeInterop, livePeerCount, stopAllPeers } from './dask-peer';
+import { expectTlsExtraInfo, interopTransports, usePythonServer } from './interop-transports';
 
 describeInterop('rxcomm client against a real distributed.Scheduler', () => {
   afterAll(async () => {
@@ -16,29 +14,11 @@ describeInterop('rxcomm client against a real distributed.Scheduler', () => {
   });
 
   describe.each(interopTransports)('over $name', (transport) => {
-    let ready: ReadyLine;
-    const opened: Comm[] = [];
-
-    beforeAll(async () => {
-      ({ ready } = await startServer(['scheduler', ...transport.pyServer()]));
-    }, 60_000);
-
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((comm) => comm.close()));
-    });
-
-    afterAll(async () => {
-      await stopAllPeers();
-    });
-
-    async function connectToScheduler(): Promise<Comm> {
-      const comm = await firstValueFrom(connect(ready.address, { timeout: 10_000, ...transport.rxConnect() }));
-      opened.push(comm);
-      return comm;
-    }
+    const server = usePythonServer('scheduler', transport);
+    const connectToScheduler = server.connect;
 
     it(`should listen on a ${transport.name}:// loopback address`, () => {
-      expect(ready.address).toMatch(new RegExp(`^${transport.name}://127\\.0\\.0\\.1:\\d+$`));
+      expect(server.ready().address).toMatch(new RegExp(`^${transport.name}://127\\.0\\.0\\.1:\\d+$`));
     });
 
     it("should get the Scheduler's identity for {op: 'identity', reply: true}", async () => {
@@ -49,8 +29,8 @@ describeInterop('rxcomm client against a real distributed.Scheduler', () => {
       expect(Object.getPrototypeOf(reply)).toBe(Object.prototype);
       expect(reply.type).toBe('Scheduler');
       expect(Object.keys(reply)).toEqual(expect.arrayContaining(['type', 'id', 'address', 'services', 'started', 'workers']));
-      expect(reply.id).toBe(ready.id);
-      expect(reply.address).toBe(ready.address);
+      expect(reply.id).toBe(server.ready().id);
+      expect(reply.address).toBe(server.ready().address);
       expect(typeof reply.started).toBe('number'); // a float timestamp
       expect(reply.workers).toEqual({});
       expect(typeof reply.services).toBe('object');
@@ -65,7 +45,7 @@ describeInterop('rxcomm client against a real distributed.Scheduler', () => {
       expect(comm.localInfo.compression).toBeNull();
       expect(comm.handshakeOptions.compression).toBeNull();
       expect(comm.handshakeOptions['pickle-protocol']).toBe(5);
-      expect(comm.peerAddress).toBe(ready.address);
+      expect(comm.peerAddress).toBe(server.ready().address);
     });
 
     it('should answer several requests in order on one comm, and on a second comm', async () => {
@@ -74,7 +54,7 @@ describeInterop('rxcomm client against a real distributed.Scheduler', () => {
       for (let i = 0; i < 3; i++) expect(((await first.read()) as { type: string }).type).toBe('Scheduler');
       const second = await connectToScheduler();
       await second.write({ op: 'identity', reply: true });
-      expect(((await second.read()) as { id: string }).id).toBe(ready.id);
+      expect(((await second.read()) as { id: string }).id).toBe(server.ready().id);
     });
 
     if (transport.name === 'tls') {

@@ -1,26 +1,14 @@
-import { readFileSync } from 'fs';
-import { join } from 'path';
 import { daskCodec } from '../../lib/protocol/dask-codec';
 import { encodePrelude, FrameParser } from '../../lib/protocol/frames';
+import { golden, GOLDEN_HANDSHAKE as HANDSHAKE, GOLDEN_IDENTITY_REPLY } from '../fixtures/golden';
 
-/** Byte streams captured between two Dask 2022.12.1 endpoints (spec/fixtures/golden/README.md). */
-const golden = (name: string): Buffer => readFileSync(join(__dirname, '..', 'fixtures', 'golden', name));
-
-const HANDSHAKE = { compression: 'lz4', python: [3, 11, 2], 'pickle-protocol': 5 };
 const streams: Array<[string, unknown[], number[]]> = [
   ['dask-2022.12.1-client-to-scheduler.bin', [HANDSHAKE, { op: 'identity', reply: true }], [69, 44]],
   [
     'dask-2022.12.1-scheduler-to-client.bin',
     [
       HANDSHAKE,
-      {
-        type: 'Scheduler',
-        id: 'Scheduler-39750024-c865-4eda-bdbc-624f9a7c0fd9',
-        address: 'tcp://127.0.0.1:18790',
-        services: { dashboard: 44567 },
-        started: 1795700642.6596968,
-        workers: {},
-      },
+      GOLDEN_IDENTITY_REPLY,
     ],
     [69, 170],
   ],

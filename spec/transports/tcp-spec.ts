@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { filter, firstValueFrom, take, toArray } from 'rxjs';
 import {
   CommClosedError,
@@ -13,8 +11,8 @@ import {
   type Comm,
   type ListenConfig,
 } from 'rxcomm';
+import { golden, GOLDEN_IDENTITY_REPLY } from '../fixtures/golden';
 
-const golden = (name: string) => fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'golden', name));
 /** What a real Dask 2022.12.1 client sent a scheduler: its handshake (69 bytes), then identity (44). */
 const daskClientStream = golden('dask-2022.12.1-client-to-scheduler.bin');
 /** What the scheduler answered: its handshake (69 bytes), then the identity reply. */
@@ -98,14 +96,7 @@ describe('tcp against Dask golden bytes', () => {
     expect(comm.handshakeOptions).toEqual({ compression: null, 'pickle-protocol': 5 });
     await comm.write({ op: 'identity', reply: true });
     const reply = (await comm.read()) as Record<string, unknown>;
-    expect(reply).toEqual({
-      type: 'Scheduler',
-      id: 'Scheduler-39750024-c865-4eda-bdbc-624f9a7c0fd9',
-      address: 'tcp://127.0.0.1:18790',
-      services: { dashboard: 44567 },
-      started: 1795700642.6596968,
-      workers: {},
-    });
+    expect(reply).toEqual(GOLDEN_IDENTITY_REPLY);
 
     await waitFor(() => Buffer.concat(received).length >= 44);
     const sent = Buffer.concat(received);
