@@ -2,25 +2,27 @@
  * rxcomm: Dask's `distributed.comm` layer for Node.js, as RxJS streams.
  *
  *   transport bytes → frames → messages → Comm (read$, write) → your operators
+ *
+ * This is the Node entry point: it names the built-in transports and Node's status
+ * outputs (setup-node.ts), then exports the platform-neutral API.
  */
+import './setup-node';
+
 export {
-  getAddressHost,
-  getAddressHostPort,
-  getLocalAddressFor,
+  DEFAULT_SCHEME,
   normalizeAddress,
   parseAddress,
   parseHostPort,
-  resolveAddress,
   unparseAddress,
   unparseHostPort,
 } from './addresses';
-export { Comm, type HandshakeInfo, type HandshakeOptions } from './comm/comm';
-export type { CommConfig } from './comm/config';
+export { getAddressHost, getAddressHostPort, getLocalAddressFor, resolveAddress } from './address-lookups';
+export { Comm, type CommSettings, type HandshakeInfo, type HandshakeOptions } from './comm/comm';
 export type { Connection, ConnectionSink } from './comm/connection';
 export { writeTo } from './comm/write-to';
 export { connect } from './connect/connect';
-export type { ConnectConfig, TransportConfig } from './connect/config';
 export {
+  AbortError,
   AddressError,
   CommClosedError,
   ConfigError,
@@ -32,9 +34,17 @@ export {
   ProtocolError,
   UnknownSchemeError,
 } from './errors';
-export { listen, Listener, type BoundAddresses, type ListenConfig } from './listen/listener';
-export type { MessageCodec } from './protocol/codec';
-export { Pickled, Serialized, daskCodec } from './protocol';
-export { getBackend, registerBackend, type Backend, type BackendOptions, type ListenEvent } from './registry';
-export type { SecurityConfig } from './security';
+export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
+export type { CommConfig, ConnectConfig, ListenConfig, TransportConfig } from './options';
+export { daskCodec, Pickled, Serialized, type DaskCodecConfig, type FramePieces, type MessageCodec } from './protocol';
+export {
+  getBackend,
+  registerBackend,
+  type Backend,
+  type BackendListenOptions,
+  type BackendOptions,
+  type ListenEvent,
+  type SecurityConfig,
+  type TlsVersion,
+} from './registry';
 export { status$, type CommStatus } from './status';

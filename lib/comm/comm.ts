@@ -3,15 +3,21 @@
  *
  * Data flows one way through it: the transport (`Connection`) delivers whole messages
  * to the comm's sink; the comm hands each to its `read$` subscribers, else to a pending
- * `read()`, else keeps it (pausing the transport past the high-water marks). Writes go
- * straight to the transport, which owns write buffering and backpressure.
+ * `read()`, else keeps it as unread (pausing the transport past the high-water marks).
+ * Writes go straight to the transport, which owns write buffering and backpressure.
  */
 import { Observable, type Observer, type Subscriber } from 'rxjs';
 import { CommClosedError, toCommClosedError } from '../errors';
 import { reportStatus } from '../status';
-import { COMM_DEFAULTS, type CommConfig } from './config';
 import type { Connection, ConnectionSink } from './connection';
-import { MessageQueue } from './message-queue';
+import { UnreadMessages } from './unread-messages';
+
+/** A Comm's settings, resolved from `CommConfig` (see the options for their meaning). */
+export interface CommSettings {
+  readHighWaterMark: number;
+  readHighWaterMarkBytes: number;
+  closeTimeout: number;
+}
 
 /** The handshake map each side sends (`{compression, python, 'pickle-protocol'}` and extras). */
 export type HandshakeInfo = Record<string, unknown>;
@@ -22,7 +28,15 @@ export interface HandshakeOptions {
   'pickle-protocol': number;
 }
 
+/** How the message stream ended: cleanly, or with the peer's failure. */
 type EndOfStream = { error?: CommClosedError };
+
+/**
+ * The comm's lifecycle. `closing`: `close()` is flushing; `closed`: done, by a flushed
+ * close, an abort, or the peer's failure. Reading ends separately (see `endStream`):
+ * a peer's clean close ends it while this side may still be flushing.
+ */
+type CommState = 'open' | 'closing' | 'closed';
 
 interface PendingRead {
   resolve(message: unknown): void;
@@ -44,8 +58,9 @@ interface PendingRead {
 export class Comm implements Observer<unknown> {
   /**
    * The messages from the peer, each exactly once and in order. Messages that arrived
-   * before anyone subscribed are kept and delivered first. Completes when the peer (or
-   * this side) closes cleanly; errors with `CommClosedError` on abort or reset.
+   * before anyone subscribed are kept and delivered first. Completes when this side
+   * closes or aborts, or the peer closes cleanly; errors with `CommClosedError` only when
+   * the peer fails (it aborted, the connection was reset, a protocol error).
    * Subscribers present at the same time all see the same messages.
    */
   readonly read$: Observable<unknown>;
@@ -57,24 +72,26 @@ export class Comm implements Observer<unknown> {
   /** What the handshakes agreed on. */
   handshakeOptions: HandshakeOptions = { compression: null, 'pickle-protocol': 5 };
 
-  private readonly config: Required<CommConfig>;
-  private readonly kept = new MessageQueue();
+  private readonly settings: CommSettings;
+  /** Messages that arrived while nobody was reading, in order. */
+  private readonly unread = new UnreadMessages();
   private readonly subscribers: Subscriber<unknown>[] = [];
-  private readonly readers: PendingRead[] = [];
+  /** `read()` calls waiting for a message. */
+  private readonly pendingReads: PendingRead[] = [];
+  private state: CommState = 'open';
+  /** Set once by `endStream`: how reading ended. */
   private ended: EndOfStream | undefined;
-  private paused = false;
-  private state: 'open' | 'closing' | 'closed' = 'open';
-  private closing: Promise<void> | undefined;
+  /** The transport is paused because too much is unread. */
+  private readingPaused = false;
+  /** What `close()` returns, the same promise each time. */
+  private closed$: Promise<void> | undefined;
 
   /** @internal Comms are made by `connect()`, `listen()` and `rxcomm/testing`. */
   constructor(
     private readonly connection: Connection,
-    config: CommConfig = {},
+    settings: CommSettings,
   ) {
-    this.config = { ...COMM_DEFAULTS };
-    for (const [key, value] of Object.entries(config) as [keyof CommConfig, number | undefined][]) {
-      if (value !== undefined) this.config[key] = value; // an explicit undefined keeps the default
-    }
+    this.settings = settings;
     this.read$ = new Observable<unknown>((subscriber) => this.addSubscriber(subscriber));
     connection.open(this.sink);
   }
@@ -101,9 +118,9 @@ export class Comm implements Observer<unknown> {
 
   /** The next message. Rejects with `CommClosedError` once the stream has ended. */
   read(): Promise<unknown> {
-    if (this.kept.length > 0) return Promise.resolve(this.takeKept());
+    if (this.unread.length > 0) return Promise.resolve(this.takeUnread());
     if (this.ended) return Promise.reject(this.endError('read'));
-    return new Promise((resolve, reject) => this.readers.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.pendingReads.push({ resolve, reject }));
   }
 
   /**
@@ -119,46 +136,47 @@ export class Comm implements Observer<unknown> {
   }
 
   /**
-   * Flushes pending writes, then closes; the peer's `read$` completes. Takes at most
-   * `closeTimeout` ms, then aborts. Never rejects. Calling it again returns the same promise.
+   * Flushes pending writes, then closes; this side's `read$` and the peer's complete.
+   * Takes at most `closeTimeout` ms, then aborts. Never rejects. Calling it again
+   * returns the same promise.
    */
   close(): Promise<void> {
-    if (this.closing) return this.closing;
+    if (this.closed$) return this.closed$;
     if (this.state === 'closed') return Promise.resolve();
     this.state = 'closing';
     const flushed = this.connection.close();
     if (!flushed) {
-      this.finish({});
-      this.closing = Promise.resolve();
-      return this.closing;
+      // Done at once (inproc): stay synchronous, so closing runs in virtual time.
+      this.closeFlushed();
+      this.closed$ = Promise.resolve();
+      return this.closed$;
     }
-    this.closing = new Promise<void>((resolve) => {
+    this.closed$ = new Promise<void>((resolve) => {
+      const { closeTimeout } = this.settings;
       const timer = setTimeout(() => {
-        reportStatus({
-          type: 'comm:close-timeout',
-          localAddress: this.localAddress,
-          peerAddress: this.peerAddress,
-          timeout: this.config.closeTimeout,
-        });
-        this.abort(new CommClosedError(`close timed out after ${this.config.closeTimeout} ms`));
+        reportStatus({ type: 'comm:close-timeout', localAddress: this.localAddress, peerAddress: this.peerAddress, timeout: closeTimeout });
+        this.abort(new CommClosedError(`close timed out after ${closeTimeout} ms`));
         resolve();
-      }, this.config.closeTimeout);
+      }, closeTimeout);
       const done = () => {
         clearTimeout(timer);
-        this.finish({});
+        this.closeFlushed();
         resolve();
       };
       flushed.then(done, done);
     });
-    return this.closing;
+    return this.closed$;
   }
 
-  /** Closes now, dropping unsent data; pending writes reject and the peer's `read$` errors. */
+  /**
+   * Closes now, dropping unsent data: pending writes reject, this side's `read$`
+   * completes (you asked for the end), and the peer's `read$` errors.
+   */
   abort(reason?: Error): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.connection.abort(reason);
-    this.finish({ error: toCommClosedError(reason ?? new CommClosedError(`comm ${this} aborted`), 'comm aborted') });
+    this.endStream({});
   }
 
   /** Observer: writes `message`. A failure is reported on `status$`, as nobody awaits it. */
@@ -187,11 +205,19 @@ export class Comm implements Observer<unknown> {
 
   private readonly sink: ConnectionSink = {
     next: (message, nbytes) => this.receive(message, nbytes),
-    complete: () => this.peerEnded({}),
+    // The peer closed cleanly: reading is over, and our writes have nowhere to go.
+    complete: () => {
+      this.endStream({});
+      void this.close();
+    },
     error: (err) => {
       const error = toCommClosedError(err, 'connection lost');
       reportStatus({ type: 'comm:aborted', localAddress: this.localAddress, peerAddress: this.peerAddress, error });
-      this.peerEnded({ error });
+      if (this.state !== 'closed') {
+        this.state = 'closed';
+        this.connection.abort(error);
+      }
+      this.endStream({ error });
     },
   };
 
@@ -201,35 +227,34 @@ export class Comm implements Observer<unknown> {
       subscribers[0].next(message);
     } else if (subscribers.length > 1) {
       for (const subscriber of subscribers.slice()) subscriber.next(message);
-    } else if (this.readers.length > 0) {
-      this.readers.shift()!.resolve(message);
+    } else if (this.pendingReads.length > 0) {
+      this.pendingReads.shift()!.resolve(message);
     } else {
-      this.kept.push(message, nbytes);
-      if (
-        !this.paused &&
-        (this.kept.length >= this.config.readHighWaterMark || this.kept.bytes >= this.config.readHighWaterMarkBytes)
-      ) {
-        this.paused = true;
+      this.unread.push(message, nbytes);
+      const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
+      if (!this.readingPaused && (this.unread.length >= readHighWaterMark || this.unread.bytes >= readHighWaterMarkBytes)) {
+        this.readingPaused = true;
         this.connection.pause();
       }
     }
   }
 
-  private takeKept(): unknown {
-    const message = this.kept.shift();
-    if (this.paused && this.kept.length < this.config.readHighWaterMark / 2 && this.kept.bytes < this.config.readHighWaterMarkBytes / 2) {
-      this.paused = false;
+  private takeUnread(): unknown {
+    const message = this.unread.shift();
+    const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
+    if (this.readingPaused && this.unread.length < readHighWaterMark / 2 && this.unread.bytes < readHighWaterMarkBytes / 2) {
+      this.readingPaused = false;
       this.connection.resume();
     }
     return message;
   }
 
   private addSubscriber(subscriber: Subscriber<unknown>): () => void {
-    // Kept messages go to the first subscriber, before anything new arrives.
-    while (this.kept.length > 0 && !subscriber.closed) subscriber.next(this.takeKept());
+    // Unread messages go to the first subscriber, before anything new arrives.
+    while (this.unread.length > 0 && !subscriber.closed) subscriber.next(this.takeUnread());
     if (subscriber.closed) return () => undefined;
     if (this.ended) {
-      this.endSubscriber(subscriber, this.ended);
+      endSubscriber(subscriber, this.ended);
       return () => undefined;
     }
     this.subscribers.push(subscriber);
@@ -239,44 +264,34 @@ export class Comm implements Observer<unknown> {
     };
   }
 
-  private endSubscriber(subscriber: Subscriber<unknown>, end: EndOfStream): void {
-    if (end.error) subscriber.error(end.error);
-    else subscriber.complete();
-  }
-
   private endError(what: string): CommClosedError {
     return this.ended?.error ?? new CommClosedError(`${what} on closed comm ${this}`);
   }
 
-  /** The stream ended from the peer's side: clean close or failure. */
-  private peerEnded(end: EndOfStream): void {
-    if (end.error) {
-      if (this.state !== 'closed') {
-        this.state = 'closed';
-        this.connection.abort(end.error);
-      }
-      this.finish(end);
-    } else {
-      // The peer closed cleanly: finish our side too (its writes have nowhere to go).
-      this.endStream(end);
-      void this.close();
-    }
-  }
-
-  /** Our side is done: end the stream for everyone still reading. */
-  private finish(end: EndOfStream): void {
+  private closeFlushed(): void {
     this.state = 'closed';
-    this.endStream(end);
+    this.endStream({});
   }
 
+  /**
+   * The end of the message stream: the one transition every ending goes through. A
+   * flushed `close()`, an `abort()` and the peer's clean close complete `read$`; only the
+   * peer's failure (reset, protocol error, its abort) errors it. Runs once: subscribers
+   * end, pending reads reject, and a paused transport resumes to see its own end.
+   */
   private endStream(end: EndOfStream): void {
     if (this.ended) return;
     this.ended = end;
-    if (this.paused) {
-      this.paused = false;
+    if (this.readingPaused) {
+      this.readingPaused = false;
       this.connection.resume();
     }
-    for (const subscriber of this.subscribers.splice(0)) this.endSubscriber(subscriber, end);
-    for (const reader of this.readers.splice(0)) reader.reject(this.endError('read'));
+    for (const subscriber of this.subscribers.splice(0)) endSubscriber(subscriber, end);
+    for (const pending of this.pendingReads.splice(0)) pending.reject(this.endError('read'));
   }
+}
+
+function endSubscriber(subscriber: Subscriber<unknown>, end: EndOfStream): void {
+  if (end.error) subscriber.error(end.error);
+  else subscriber.complete();
 }

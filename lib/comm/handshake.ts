@@ -25,9 +25,21 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
 /**
  * The key of the map a listener sends instead of its handshake when it refuses a peer
  * it has authenticated (a TLS client certificate it does not trust). rxcomm's own
- * extension: a Dask peer reads it as a handshake without `pickle-protocol` and fails.
+ * extension, both ends of it in this file: `refuse` writes it, `negotiate` reads it. A
+ * Dask peer reads it as a handshake without `pickle-protocol` and fails at once too.
  */
-export const HANDSHAKE_REJECTED_KEY = 'rejected';
+const HANDSHAKE_REJECTED_KEY = 'rejected';
+
+/**
+ * Answers a peer's handshake with `{rejected: reason}`, then closes: the peer learns
+ * why at once instead of retrying a connection that drops. Closing flushes the answer
+ * and reads on until the peer hangs up (closing with unread bytes would reset the
+ * connection and lose it), for at most the comm's `closeTimeout`.
+ */
+export function refuse(comm: Comm, reason: string): Promise<void> {
+  comm.write({ [HANDSHAKE_REJECTED_KEY]: reason }).catch(() => undefined); // close() reports what matters
+  return comm.close();
+}
 
 /** Dask's `handshake_configuration`: the lower pickle protocol, compression only if both agree. */
 export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptions {

@@ -3,69 +3,76 @@
  * operators, so it can run in virtual time:
  *
  *   attempt = backend.connect → handshake, under a per-attempt `timeout`
- *   retry(attempt) with full-jitter backoff; fatal errors pass straight through
- *   timeout(overall deadline) outside everything
+ *   retry(attempt) with full-jitter backoff; errors retrying cannot mend pass straight through
+ *   timeout(overall deadline) outside everything; `signal` can end it all
  *
  * The first attempt may take a fifth of the total; later ones get whatever is left.
  */
-import { asyncScheduler, defer, Observable, retry, switchMap, throwError, timeout, timer } from 'rxjs';
+import { defer, type MonoTypeOperatorFunction, Observable, retry, switchMap, tap, throwError, timeout, timer } from 'rxjs';
+import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { handshake } from '../comm/handshake';
-import { CommClosedError, ConfigError, ConnectTimeoutError, FatalCommClosedError } from '../errors';
-import { parseAddress } from '../addresses/parse';
+import { AbortError, CommClosedError, ConnectTimeoutError, FatalCommClosedError, ProtocolError } from '../errors';
+import { checkEncryption, resolveConnectConfig, type ConnectConfig } from '../options';
 import { getBackend } from '../registry';
 import { reportStatus } from '../status';
-import { resolveTransportConfig } from './backend-options';
-import { checkEncryption } from './encryption';
-import { CONNECT_DEFAULTS, type ConnectConfig } from './config';
 
 /** Dask's backoff base: the cap doubles from 10 ms with each failed attempt. */
 const BACKOFF_BASE_MS = 10;
 
-/** Errors worth another attempt: transient comm failures, not fatal or config ones. */
+/**
+ * One attempt ran out of its share of time. Retried like any comm failure, but never the
+ * `cause` of a `ConnectTimeoutError`: that is the last failure a peer or network caused.
+ */
+class AttemptTimeout extends CommClosedError {}
+
+/**
+ * Errors worth another attempt: transient comm failures. Not fatal ones (certificates),
+ * not protocol errors (a peer that is not Dask, or breaks its framing, does so again),
+ * not bad addresses or config.
+ */
 function isRetryable(err: unknown): boolean {
-  return err instanceof CommClosedError && !(err instanceof FatalCommClosedError);
+  return err instanceof CommClosedError && !(err instanceof FatalCommClosedError) && !(err instanceof ProtocolError);
 }
 
 /**
  * Connects to `addr` and emits one handshaken `Comm`, then completes. Cold: each
- * subscription is one connect sequence. Unsubscribing before the emission aborts the
- * attempt in flight and leaves no socket or timer behind.
+ * subscription is one connect sequence. Unsubscribing before the emission, or aborting
+ * `signal`, ends the attempt in flight and leaves no socket or timer behind. Bad options
+ * throw a `ConfigError` at once; a bad address or unknown scheme errors the Observable.
  *
  * ## Example
  * ```ts
  * const comm = await firstValueFrom(connect('tcp://127.0.0.1:8786', { timeout: 5000 }));
  *
  * // or, in a pipeline
- * connect('inproc://10.0.0.1/123/1').pipe(
+ * connect('tcp://127.0.0.1:8786').pipe(
  *   switchMap((comm) => comm.read$),
  * ).subscribe(console.log);
  * ```
  */
-export function connect(addr: string, config: ConnectConfig = {}): Observable<Comm> {
+export function connect(addr: string, config?: ConnectConfig): Observable<Comm> {
+  const settings = resolveConnectConfig(config);
+  const { timeout: total, scheduler, random } = settings;
   return defer(() => {
     const [scheme, location] = parseAddress(addr);
     const backend = getBackend(scheme);
-    checkEncryption(backend, addr, config);
-    const { timeout: total = CONNECT_DEFAULTS.timeout, scheduler = asyncScheduler, random = Math.random } = config;
-    if (typeof total !== 'number' || !(total > 0)) {
-      throw new ConfigError(`timeout must be a positive number of milliseconds, got ${String(total)}`);
-    }
-    const options = resolveTransportConfig(config);
+    checkEncryption(backend, addr, settings.backend.security);
     const deadline = scheduler.now() + total;
     let attempts = 0;
-    let lastError: unknown;
+    let lastFailure: unknown;
+    const timedOut = () => new ConnectTimeoutError(addr, total, { cause: lastFailure });
 
     const attempt$ = defer(() => {
       const timeLeft = deadline - scheduler.now();
       const limit = attempts === 0 ? Math.min(total / 5, timeLeft) : timeLeft;
       attempts++;
-      return backend.connect(location, options.backend).pipe(
-        switchMap((connection) => handshake(new Comm(connection, options.comm))),
+      return backend.connect(location, settings.backend).pipe(
+        switchMap((connection) => handshake(new Comm(connection, settings.comm))),
         timeout({
           first: limit,
           scheduler,
-          with: () => throwError(() => new CommClosedError(`connect attempt to ${addr} timed out after ${limit} ms`)),
+          with: () => throwError(() => new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)),
         }),
       );
     });
@@ -74,34 +81,40 @@ export function connect(addr: string, config: ConnectConfig = {}): Observable<Co
       retry({
         delay: (error, failures) => {
           if (!isRetryable(error)) return throwError(() => error);
-          lastError = error;
+          if (!(error instanceof AttemptTimeout)) lastFailure = error;
           const timeLeft = deadline - scheduler.now();
-          if (timeLeft <= 0) return throwError(() => new ConnectTimeoutError(addr, total, { cause: error }));
+          if (timeLeft <= 0) return throwError(timedOut);
           const delay = random() * Math.min(timeLeft, BACKOFF_BASE_MS * 2 ** (failures - 1));
           reportStatus({ type: 'connect:retry', address: addr, attempt: failures, delay, error });
           return timer(delay, scheduler);
         },
       }),
-      timeout({
-        first: total,
-        scheduler,
-        with: () => throwError(() => new ConnectTimeoutError(addr, total, { cause: lastError })),
-      }),
+      timeout({ first: total, scheduler, with: () => throwError(timedOut) }),
     );
-  }).pipe(reportFailure(addr));
+  }).pipe(
+    tap({ error: (error: Error) => reportStatus({ type: 'connect:failed', address: addr, error }) }),
+    abortedBy(settings.signal),
+  );
 }
 
-/** Mirrors a connect failure on `status$` for those who log there. */
-function reportFailure(address: string) {
-  return (source: Observable<Comm>) =>
-    new Observable<Comm>((subscriber) =>
-      source.subscribe({
-        next: (comm) => subscriber.next(comm),
-        complete: () => subscriber.complete(),
-        error: (error: Error) => {
-          reportStatus({ type: 'connect:failed', address, error });
-          subscriber.error(error);
-        },
-      }),
-    );
+/**
+ * Ends the source with an `AbortError` when `signal` aborts, as if unsubscribed: the
+ * source's teardown runs (the attempt in flight is aborted). Node's convention.
+ */
+function abortedBy<T>(signal: AbortSignal | undefined): MonoTypeOperatorFunction<T> {
+  if (!signal) return (source) => source;
+  return (source) =>
+    new Observable<T>((subscriber) => {
+      const onAbort = () => subscriber.error(new AbortError('connect() was aborted', { cause: signal.reason }));
+      if (signal.aborted) {
+        onAbort();
+        return undefined;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      const subscription = source.subscribe(subscriber);
+      return () => {
+        signal.removeEventListener('abort', onAbort);
+        subscription.unsubscribe();
+      };
+    });
 }

@@ -2,44 +2,36 @@
  * `Listener`: an Observable of accepted, handshaken comms, with Dask's Listener surface
  * (`start`, `stop`, `listenAddress`, `contactAddress`) on top.
  *
- * All subscribers share one bound socket (refcounted), so `start()` and an Rx
- * subscription can coexist. Handshakes run per connection under `handshakeTimeout`;
- * one that fails is reported on `status$` and never errors the listener.
+ * All subscribers share one bound socket (`share()`: the first subscriber binds, the
+ * last one's unsubscribe unbinds, a later subscriber binds again), so `start()` and Rx
+ * subscriptions coexist. The binding's phase is one state, which `bound$` and the
+ * address getters read. Handshakes run per connection under `handshakeTimeout`; one that
+ * fails is reported on `status$` and never errors the listener.
  */
 import {
+  BehaviorSubject,
   catchError,
   defer,
   EMPTY,
   filter,
+  firstValueFrom,
+  map,
   mergeMap,
   Observable,
-  ReplaySubject,
   share,
   type Subscription,
   take,
   tap,
+  throwError,
   timeout,
-  firstValueFrom,
 } from 'rxjs';
-import { parseAddress } from '../addresses/parse';
+import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
-import { handshake } from '../comm/handshake';
-import { resolveTransportConfig } from '../connect/backend-options';
-import type { TransportConfig } from '../connect/config';
-import { checkEncryption } from '../connect/encryption';
-import { ConfigError, HandshakeError } from '../errors';
+import { handshake, refuse } from '../comm/handshake';
+import { ConfigError, FatalCommClosedError, HandshakeError } from '../errors';
+import { checkEncryption, resolveListenConfig, type ListenConfig, type ListenSettings } from '../options';
 import { getBackend, type ListenEvent } from '../registry';
 import { reportStatus, status$, type CommStatus } from '../status';
-
-/** Options of `listen()`. */
-export interface ListenConfig extends TransportConfig {
-  /**
-   * How long an accepted connection may take to complete its handshake (and, for tls,
-   * the TLS handshake) before it is dropped, in milliseconds.
-   * @default 30000
-   */
-  handshakeTimeout?: number;
-}
 
 /** The addresses of a bound listener. */
 export interface BoundAddresses {
@@ -49,62 +41,70 @@ export interface BoundAddresses {
   contactAddress: string;
 }
 
-export const LISTEN_DEFAULTS = { handshakeTimeout: 30_000 } as const;
+/** What `handleComm` may return: anything; a rejected promise aborts the comm. */
+export type CommHandler = (comm: Comm) => unknown;
 
-/** The outcome of one bind: its addresses once bound, or its error. */
-type Binding = ReplaySubject<BoundAddresses>;
+/** Where the shared binding is: not subscribed, binding, bound, or its bind failed. */
+type BindingState =
+  | { phase: 'unbound' }
+  | { phase: 'binding' }
+  | { phase: 'bound'; addresses: BoundAddresses }
+  | { phase: 'failed'; error: unknown };
 
 export class Listener extends Observable<Comm> {
-  private binding: Binding = new ReplaySubject<BoundAddresses>(1);
-  private bindingUsed = false;
+  private readonly settings: ListenSettings;
+  private readonly state$ = new BehaviorSubject<BindingState>({ phase: 'unbound' });
+  /** What `start()` subscribed. */
   private started: Subscription | undefined;
-  private addresses: BoundAddresses | undefined;
 
   /**
    * Emits the bound addresses once the listener is bound (at once if it is), then
-   * completes; errors if binding fails. It does not bind by itself: subscribe to the
+   * completes; errors if that bind fails. It does not bind by itself: subscribe to the
    * listener, or call `start()`.
    */
-  readonly bound$: Observable<BoundAddresses> = defer(() => this.binding.pipe(take(1)));
+  readonly bound$: Observable<BoundAddresses> = this.state$.pipe(
+    filter((state) => state.phase === 'bound' || state.phase === 'failed'),
+    take(1),
+    map((state) => {
+      if (state.phase === 'failed') throw state.error;
+      return (state as { addresses: BoundAddresses }).addresses;
+    }),
+  );
 
   /** @internal Use `listen()`. */
   constructor(
     readonly address: string,
-    private readonly handleComm?: (comm: Comm) => void | Promise<void>,
-    private readonly config: ListenConfig = {},
+    private readonly handleComm: CommHandler | undefined,
+    config: ListenConfig = {},
   ) {
     super((subscriber) => this.comms$.subscribe(subscriber));
+    this.settings = resolveListenConfig(config);
   }
 
-  /** The bound address, once bound. */
+  /** The bound address, while bound. */
   get listenAddress(): string {
-    if (!this.addresses) throw new ConfigError(`listener for ${this.address} is not bound yet`);
-    return this.addresses.listenAddress;
+    return this.boundAddresses().listenAddress;
   }
 
-  /** An address peers can connect to, once bound. */
+  /** An address peers can connect to, while bound. */
   get contactAddress(): string {
-    if (!this.addresses) throw new ConfigError(`listener for ${this.address} is not bound yet`);
-    return this.addresses.contactAddress;
+    return this.boundAddresses().contactAddress;
   }
 
   /** This listener's events on `status$`: bound, rejected connections, stopped. */
   get status$(): Observable<CommStatus> {
-    return status$.pipe(
-      filter((event) => 'listenAddress' in event && this.addresses !== undefined && event.listenAddress === this.addresses.listenAddress),
-    );
+    return status$.pipe(filter((event) => 'listenAddress' in event && event.listenAddress === this.currentListenAddress()));
   }
 
   /**
    * Dask's way: binds, and hands each comm to `handleComm`. Resolves once bound;
-   * rejects if binding fails.
+   * rejects if binding fails, after which `start()` may be called again.
    */
   async start(): Promise<this> {
     if (!this.started || this.started.closed) {
-      // (again, after a failed bind: start() may be retried)
       this.started = this.subscribe({
         next: (comm) => this.runHandler(comm),
-        error: () => undefined, // surfaced through the bound$ wait below
+        error: () => undefined, // surfaced through bound$ below
       });
     }
     await firstValueFrom(this.bound$);
@@ -117,84 +117,107 @@ export class Listener extends Observable<Comm> {
     this.started = undefined;
   }
 
+  private boundAddresses(): BoundAddresses {
+    const state = this.state$.value;
+    if (state.phase !== 'bound') throw new ConfigError(`listener for ${this.address} is not bound yet (or was stopped)`);
+    return state.addresses;
+  }
+
+  private currentListenAddress(): string {
+    const state = this.state$.value;
+    return state.phase === 'bound' ? state.addresses.listenAddress : this.address;
+  }
+
   private runHandler(comm: Comm): void {
     if (!this.handleComm) return;
-    Promise.resolve()
-      .then(() => this.handleComm!(comm))
-      .catch((error: Error) => {
-        // A handler that throws gets its comm aborted, as Dask's listener does.
-        comm.abort(error);
-      });
+    // A handler that throws or rejects gets its comm aborted, as Dask's listener does.
+    const abort = (error: unknown) => comm.abort(error instanceof Error ? error : new Error(String(error)));
+    try {
+      const result = this.handleComm(comm);
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+        (result as PromiseLike<unknown>).then(undefined, abort);
+      }
+    } catch (error) {
+      abort(error);
+    }
   }
 
   /** The shared pipeline: bind, accept, handshake each connection, emit comms. */
-  private readonly comms$: Observable<Comm> = new Observable<Comm>((subscriber) => {
-    // A fresh binding each time the shared socket is (re)bound, so bound$ never replays a stale one.
-    const binding: Binding = this.bindingUsed ? new ReplaySubject(1) : this.binding;
-    this.binding = binding;
-    this.bindingUsed = true;
-    let listenAddress = this.address;
-    const handshakeTimeout = this.config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout;
-    let options!: ReturnType<typeof resolveTransportConfig>;
+  private readonly comms$: Observable<Comm> = defer(() => {
+    this.state$.next({ phase: 'binding' });
+    const [scheme, location] = parseAddress(this.address);
+    const backend = getBackend(scheme);
+    checkEncryption(backend, this.address, this.settings.backend.security);
+    return backend.listen(location, this.settings.backend);
+  }).pipe(
+    tap({
+      error: (error: unknown) => this.state$.next({ phase: 'failed', error }),
+      finalize: () => this.unbound(),
+    }),
+    mergeMap((event) => this.accept(event)),
+    share(),
+  );
 
-    const rejected = (peerAddress: string, error: Error) =>
-      reportStatus({ type: 'listen:rejected', listenAddress, peerAddress, error });
+  private accept(event: ListenEvent): Observable<Comm> {
+    switch (event.type) {
+      case 'bound': {
+        const addresses = { listenAddress: event.listenAddress, contactAddress: event.contactAddress };
+        this.state$.next({ phase: 'bound', addresses });
+        reportStatus({ type: 'listen:bound', ...addresses });
+        return EMPTY;
+      }
+      case 'rejected':
+        this.rejected(event.peerAddress, event.error);
+        return EMPTY;
+      case 'refused': {
+        const comm = new Comm(event.connection, this.settings.comm);
+        this.rejected(comm.peerAddress, new FatalCommClosedError(event.reason));
+        void refuse(comm, event.reason);
+        return EMPTY;
+      }
+      case 'connection':
+        return this.handshaken(new Comm(event.connection, this.settings.comm));
+    }
+  }
 
-    // Inside defer, so that a bad config errors bound$ and start() like a bind failure.
-    return defer(() => {
-      const [scheme, location] = parseAddress(this.address);
-      const backend = getBackend(scheme);
-      checkEncryption(backend, this.address, this.config);
-      options = resolveTransportConfig(this.config);
-      return backend.listen(location, { ...options.backend, handshakeTimeout });
-    })
-      .pipe(
-        tap({
-          error: (err: Error) => binding.error(err),
-          finalize: () => {
-            binding.complete();
-            if (this.addresses) reportStatus({ type: 'listen:stopped', listenAddress });
-          },
-        }),
-        mergeMap((event: ListenEvent) => {
-          switch (event.type) {
-            case 'bound':
-              listenAddress = event.listenAddress;
-              this.addresses = { listenAddress: event.listenAddress, contactAddress: event.contactAddress };
-              binding.next(this.addresses);
-              reportStatus({ type: 'listen:bound', ...this.addresses });
-              return EMPTY;
-            case 'rejected':
-              rejected(event.peerAddress, event.error);
-              return EMPTY;
-            case 'connection': {
-              const comm = new Comm(event.connection, options.comm);
-              return handshake(comm).pipe(
-                timeout({
-                  first: handshakeTimeout,
-                  with: () => {
-                    comm.abort();
-                    throw new HandshakeError(`no handshake from ${comm.peerAddress} within ${handshakeTimeout} ms`);
-                  },
-                }),
-                catchError((error: Error) => {
-                  rejected(comm.peerAddress, error);
-                  return EMPTY;
-                }),
-              );
-            }
-          }
-        }),
-      )
-      .subscribe(subscriber);
-  }).pipe(share({ resetOnError: true, resetOnComplete: true, resetOnRefCountZero: true }));
+  /** The comm once its handshake is done; nothing if it fails or times out (reported). */
+  private handshaken(comm: Comm): Observable<Comm> {
+    const { scheduler, backend } = this.settings;
+    return handshake(comm).pipe(
+      timeout({
+        first: backend.handshakeTimeout,
+        scheduler,
+        with: () => {
+          comm.abort();
+          return throwError(() => new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
+        },
+      }),
+      catchError((error: Error) => {
+        this.rejected(comm.peerAddress, error);
+        return EMPTY;
+      }),
+    );
+  }
+
+  private rejected(peerAddress: string, error: Error): void {
+    reportStatus({ type: 'listen:rejected', listenAddress: this.currentListenAddress(), peerAddress, error });
+  }
+
+  /** The binding ended (last unsubscribe, or the backend completed); a failure stays visible. */
+  private unbound(): void {
+    const state = this.state$.value;
+    if (state.phase === 'failed') return;
+    if (state.phase === 'bound') reportStatus({ type: 'listen:stopped', listenAddress: state.addresses.listenAddress });
+    this.state$.next({ phase: 'unbound' });
+  }
 }
 
 /**
  * Listens on `addr`. The returned `Listener` is an Observable of comms: subscribing
  * binds, each accepted connection is emitted once its handshake is done, and
  * unsubscribing stops accepting (established comms stay open). Or call `start()` to
- * bind and hand each comm to `handleComm`, as in Dask.
+ * bind and hand each comm to `handleComm`, as in Dask. A bad address or option throws
+ * at once (`AddressError`, `ConfigError`).
  *
  * ## Example
  * ```ts
@@ -203,12 +226,10 @@ export class Listener extends Observable<Comm> {
  * const { contactAddress } = await firstValueFrom(listener.bound$);
  * ```
  */
-export function listen(
-  addr: string,
-  handleComm?: ((comm: Comm) => void | Promise<void>) | ListenConfig,
-  config?: ListenConfig,
-): Listener {
+export function listen(addr: string, config?: ListenConfig): Listener;
+export function listen(addr: string, handleComm: CommHandler | undefined, config?: ListenConfig): Listener;
+export function listen(addr: string, handleComm?: CommHandler | ListenConfig, config?: ListenConfig): Listener {
   parseAddress(addr); // bad addresses fail at once, as in Dask
-  if (typeof handleComm === 'object' && handleComm !== null) return new Listener(addr, undefined, handleComm);
-  return new Listener(addr, handleComm, config);
+  if (typeof handleComm === 'function' || handleComm === undefined) return new Listener(addr, handleComm, config);
+  return new Listener(addr, undefined, handleComm);
 }

@@ -7,25 +7,45 @@
 import type { Observable } from 'rxjs';
 import type { Connection } from '../comm/connection';
 import type { MessageCodec } from '../protocol/codec';
+import type { SecurityConfig } from './security';
 
-/** Options every backend receives; transports ignore what does not apply to them. */
+export type { SecurityConfig } from './security';
+
+/** What every backend receives, resolved from the user's options (defaults filled in). */
 export interface BackendOptions {
-  /** The codec for this comm (Dask's msgpack framing by default). */
-  codec: MessageCodec;
+  /** The user's codec; `undefined` means Dask's, made with `deserialize`. */
+  codec: MessageCodec | undefined;
+  /** Whether Dask's codec decodes `__Serialized__` payloads. */
+  deserialize: boolean;
   /** Largest message accepted from or sent to the wire, in bytes. */
   maxMessageSize: number;
   /** Bytes a transport may hold unsent before `write()` waits. */
   writeHighWaterMark: number;
-  /** Transport-specific settings, such as `security` for tls. */
-  [key: string]: unknown;
+  /** TLS settings, for transports that encrypt. */
+  security: SecurityConfig | undefined;
+  /** The user's `transportOptions`, untouched: settings for out-of-tree backends. */
+  transportOptions: Readonly<Record<string, unknown>>;
 }
 
-/** What a listening backend emits: first `bound`, then one `connection` per accepted peer. */
+/** What a backend's `listen` receives. */
+export interface BackendListenOptions extends BackendOptions {
+  /** Time an accepted connection has for its transport handshake (TLS), in ms. */
+  handshakeTimeout: number;
+  /** The host to advertise for a wildcard bind; `undefined` means the first external IPv4. */
+  contactHost: string | undefined;
+}
+
+/** What a listening backend emits: first `bound`, then one event per incoming peer. */
 export type ListenEvent =
   | { type: 'bound'; listenAddress: string; contactAddress: string }
   | { type: 'connection'; connection: Connection }
   /** One incoming connection failed before it became a Connection (a bad TLS client, say). */
-  | { type: 'rejected'; peerAddress: string; error: Error };
+  | { type: 'rejected'; peerAddress: string; error: Error }
+  /**
+   * A peer the transport authenticated and will not serve (a TLS client certificate it
+   * does not trust). The listener answers its handshake with the reason, then closes.
+   */
+  | { type: 'refused'; connection: Connection; reason: string };
 
 export interface Backend {
   /**
@@ -46,7 +66,7 @@ export interface Backend {
    * Listens on `location`. Subscribing binds; unsubscribing stops accepting and
    * leaves the connections already emitted open. A bind failure errors the Observable.
    */
-  listen(location: string, options: BackendOptions): Observable<ListenEvent>;
+  listen(location: string, options: BackendListenOptions): Observable<ListenEvent>;
 
   /** The host of a location (`getAddressHost`). */
   getAddressHost(location: string): string;

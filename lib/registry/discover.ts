@@ -56,7 +56,6 @@ export function findBackendModule(scheme: string): string | undefined {
  * class or factory function that makes one (Dask's entry points name a class).
  */
 export function loadBackendModule(file: string): unknown {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const loaded = require(file);
   const exported = loaded && typeof loaded === 'object' && 'default' in loaded ? loaded.default : loaded;
   if (typeof exported !== 'function') return exported;

@@ -1,22 +1,23 @@
 /**
- * The backend registry: one backend per URI scheme. Built-in transports are loaded on
- * first use by scheme, installed packages are discovered when a scheme is unknown, and
- * `registerBackend` adds (or replaces) one at run time. Nothing above this module
- * imports a transport directly.
+ * The backend registry: one backend per URI scheme. The platform entry point names the
+ * built-in transports (loaded on first use), installed packages are discovered when a
+ * scheme is unknown, and `registerBackend` adds (or replaces) one at run time. Nothing
+ * here, nor above, imports a transport.
  */
 import { ConfigError, UnknownSchemeError } from '../errors';
 import type { Backend } from './backend';
 import { findBackendModule, loadBackendModule } from './discover';
 
-export type { Backend, BackendOptions, ListenEvent } from './backend';
+export type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from './backend';
+export type { SecurityConfig, TlsVersion } from './security';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const builtins: Record<string, () => Backend> = {
-  inproc: () => require('../transports/inproc').inprocBackend,
-  tcp: () => require('../transports/tcp').tcpBackend,
-  tls: () => require('../transports/tls').tlsBackend,
-};
-/* eslint-enable @typescript-eslint/no-require-imports */
+/** Built-in transports by scheme, each loaded when its scheme is first used. */
+const builtins = new Map<string, () => Backend>();
+
+/** @internal The platform entry point's transports (Node: inproc, tcp, tls). */
+export function defineBuiltinBackend(scheme: string, load: () => Backend): void {
+  builtins.set(scheme, load);
+}
 
 const backends = new Map<string, Backend>();
 
@@ -53,14 +54,15 @@ export function getBackend(scheme: string): Backend {
   const known = backends.get(scheme);
   if (known) return known;
   let backend: Backend | undefined;
-  if (Object.prototype.hasOwnProperty.call(builtins, scheme)) {
-    backend = builtins[scheme]();
+  const builtin = builtins.get(scheme);
+  if (builtin) {
+    backend = builtin();
   } else {
     const file = findBackendModule(scheme);
     if (file) backend = checkBackend(scheme, loadBackendModule(file), file);
   }
   if (!backend) {
-    const schemes = new Set([...Object.keys(builtins), ...backends.keys()]);
+    const schemes = new Set([...builtins.keys(), ...backends.keys()]);
     throw new UnknownSchemeError(scheme, [...schemes].sort());
   }
   backends.set(scheme, backend);

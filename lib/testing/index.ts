@@ -14,7 +14,7 @@
  */
 import { asapScheduler, type Observable, type SchedulerLike } from 'rxjs';
 import { Comm } from '../comm/comm';
-import type { CommConfig } from '../comm/config';
+import { resolveCommSettings, type CommConfig } from '../options';
 import type { Connection } from '../comm/connection';
 import { handshake, LOCAL_HANDSHAKE, negotiate } from '../comm/handshake';
 import { InprocConnection } from '../transports/inproc/connection';
@@ -55,7 +55,12 @@ export function createConnectionPair(config: TestPairConfig = {}): [Connection, 
  */
 export function createCommPair(config: TestPairConfig = {}): [Comm, Comm] {
   const ends = createConnectionPair(config);
-  const comms = ends.map((end) => new Comm(end, config)) as [Comm, Comm];
+  const settings = resolveCommSettings({
+    readHighWaterMark: config.readHighWaterMark,
+    readHighWaterMarkBytes: config.readHighWaterMarkBytes,
+    closeTimeout: config.closeTimeout,
+  });
+  const comms = ends.map((end) => new Comm(end, settings)) as [Comm, Comm];
   for (const [comm, other] of [comms, [comms[1], comms[0]]]) {
     comm.localInfo = { ...LOCAL_HANDSHAKE, address: comm.localAddress };
     comm.remoteInfo = { ...LOCAL_HANDSHAKE, address: other.localAddress };
@@ -69,7 +74,7 @@ export function createCommPair(config: TestPairConfig = {}): [Comm, Comm] {
  * it for the far end of a connection that a fake backend's `connect` emits.
  */
 export function acceptHandshake(connection: Connection, config: CommConfig = {}): Observable<Comm> {
-  return handshake(new Comm(connection, config));
+  return handshake(new Comm(connection, resolveCommSettings(config)));
 }
 
 export { createTestCertificates, type CertificatePair, type TestCertificates } from './certificates';

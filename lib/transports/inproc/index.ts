@@ -3,9 +3,9 @@
  * connecting to one nobody listens on is a retryable `CommClosedError`, so `connect()`
  * keeps trying until its timeout, as Dask's does.
  */
-import { firstExternalIpv4 } from '../../addresses/local-ip';
+import { firstExternalIpv4 } from '../local-ip';
 import { Observable } from 'rxjs';
-import { pyRepr } from '../../addresses/parse';
+import { pyRepr } from '../../addresses';
 import { AddressError, CommClosedError } from '../../errors';
 import type { Backend, ListenEvent } from '../../registry/backend';
 import { InprocConnection, type Deliver } from './connection';

@@ -5,7 +5,7 @@
 import * as dgram from 'node:dgram';
 import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
-import { parseHostPort, unparseHostPort } from '../../addresses/parse';
+import { parseHostPort, unparseHostPort } from '../../addresses';
 import { AddressError } from '../../errors';
 
 /** Strips the IPv4-mapped prefix that dual-stack sockets report (`::ffff:127.0.0.1`). */

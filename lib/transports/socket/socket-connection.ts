@@ -6,9 +6,7 @@
 import type * as net from 'node:net';
 import type { Connection, ConnectionSink } from '../../comm/connection';
 import { CommClosedError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
-import { FrameParser } from '../../protocol';
-import type { BackendOptions } from '../../registry/backend';
-import { FrameWriter } from './frame-writer';
+import { FrameParser, FrameWriter, type MessageCodec } from '../../protocol';
 
 export interface SocketConnectionInit {
   /** The socket messages travel on (the TLS socket for tls). */
@@ -18,7 +16,9 @@ export interface SocketConnectionInit {
   localAddress: string;
   peerAddress: string;
   extraInfo?: Record<string, unknown>;
-  options: BackendOptions;
+  codec: MessageCodec;
+  maxMessageSize: number;
+  writeHighWaterMark: number;
   /** How socket errors become comm errors (tls makes certificate failures fatal). */
   wrapError?: (err: unknown, message: string) => CommClosedError;
 }
@@ -30,6 +30,18 @@ interface DrainWait {
   reject(error: Error): void;
 }
 
+/**
+ * The connection's one state. `closing`: `close()` flushed and sent FIN, and waits for
+ * the peer to close its side; `closed`: that happened; `failed`: reset, protocol error,
+ * or aborted, and every later write rejects with `error`. Whether the sink has been told
+ * the stream ended is whether it is still attached (`sink`).
+ */
+type SocketState =
+  | { kind: 'open' }
+  | { kind: 'closing' }
+  | { kind: 'closed' }
+  | { kind: 'failed'; error: CommClosedError };
+
 export class SocketConnection implements Connection {
   readonly localAddress: string;
   readonly peerAddress: string;
@@ -37,16 +49,14 @@ export class SocketConnection implements Connection {
 
   private readonly socket: net.Socket;
   private readonly rawSocket: net.Socket;
-  private readonly options: BackendOptions;
+  private readonly codec: MessageCodec;
+  private readonly maxMessageSize: number;
+  private readonly writeHighWaterMark: number;
   private readonly writer = new FrameWriter();
-  private flushScheduled = false;
-  private drainWait: DrainWait | undefined;
-  /** Set once the connection failed or was aborted: every later write rejects with it. */
-  private failure: CommClosedError | undefined;
-  private ending = false;
-  private aborted = false;
+  private state: SocketState = { kind: 'open' };
+  /** Where messages go, from `open()` until the stream's end has been delivered. */
   private sink: ConnectionSink | undefined;
-  private sinkDone = false;
+  private drainWait: DrainWait | undefined;
 
   constructor(init: SocketConnectionInit) {
     this.socket = init.socket;
@@ -54,25 +64,26 @@ export class SocketConnection implements Connection {
     this.localAddress = init.localAddress;
     this.peerAddress = init.peerAddress;
     this.extraInfo = init.extraInfo ?? {};
-    this.options = init.options;
+    this.codec = init.codec;
+    this.maxMessageSize = init.maxMessageSize;
+    this.writeHighWaterMark = init.writeHighWaterMark;
     // Never leave an 'error' event unheard, even before open().
     const wrapError = init.wrapError ?? toCommClosedError;
     this.socket.on('error', (err) => this.fail(wrapError(err, `connection to ${this.peerAddress} lost`)));
     this.socket.on('drain', () => this.settleDrain());
-    this.socket.on('close', () => {
-      this.fail(new CommClosedError(`connection to ${this.peerAddress} closed`));
-    });
+    this.socket.on('close', () => this.fail(new CommClosedError(`connection to ${this.peerAddress} closed`)));
     this.socket.pause(); // nothing is read until a sink is attached
   }
 
   open(sink: ConnectionSink): void {
+    if (this.state.kind === 'failed') {
+      sink.error(this.state.error); // it died before anyone was listening
+      return;
+    }
     this.sink = sink;
     const parser = new FrameParser({
-      maxMessageSize: this.options.maxMessageSize,
-      onMessage: (frames, nbytes) => {
-        if (this.sinkDone) return;
-        sink.next(this.options.codec.decode(frames), nbytes);
-      },
+      maxMessageSize: this.maxMessageSize,
+      onMessage: (frames, nbytes) => this.sink?.next(this.codec.decode(frames), nbytes),
     });
     this.socket.on('data', (chunk: Buffer) => {
       try {
@@ -82,44 +93,38 @@ export class SocketConnection implements Connection {
           err instanceof CommClosedError
             ? err
             : new ProtocolError(`undecodable message from ${this.peerAddress}: ${(err as Error).message}`, { cause: err });
-        this.endSink(error);
-        this.abort(error);
+        this.protocolFailure(error);
       }
     });
     this.socket.on('end', () => {
       if (parser.midMessage) {
-        const error = new ProtocolError(`connection to ${this.peerAddress} closed in the middle of a message`);
-        this.endSink(error);
-        this.abort(error);
+        this.protocolFailure(new ProtocolError(`connection to ${this.peerAddress} closed in the middle of a message`));
       } else {
         this.endSink();
       }
     });
     this.socket.resume();
-    if (this.failure) this.endSink(this.failure); // it died before anyone was listening
   }
 
   write(message: unknown): Promise<number> {
-    if (this.failure || this.ending) {
-      return Promise.reject(this.failure ?? new CommClosedError(`write to closing comm ${this.peerAddress}`));
+    if (this.state.kind !== 'open') {
+      return Promise.reject(this.state.kind === 'failed' ? this.state.error : new CommClosedError(`write to closing comm ${this.peerAddress}`));
     }
     let size: number;
     try {
-      const codec = this.options.codec;
+      const codec = this.codec;
       const frames = codec.encodePieces ? codec.encodePieces(message) : codec.encode(message);
       const wireSize = FrameWriter.wireSize(frames);
-      if (wireSize - 8 > this.options.maxMessageSize) {
-        return Promise.reject(new MessageTooLargeError(wireSize - 8, this.options.maxMessageSize));
+      if (wireSize - 8 > this.maxMessageSize) {
+        return Promise.reject(new MessageTooLargeError(wireSize - 8, this.maxMessageSize));
       }
+      // The first message of a tick schedules the flush that sends the tick's batch.
+      if (this.writer.pendingBytes === 0) process.nextTick(this.flush);
       size = this.writer.add(frames);
     } catch (err) {
       return Promise.reject(err); // unencodable message: this write fails, the comm stays usable
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(this.flush);
-    }
-    if (this.socket.writableLength + this.writer.pendingBytes < this.options.writeHighWaterMark) {
+    if (this.socket.writableLength + this.writer.pendingBytes < this.writeHighWaterMark) {
       return Promise.resolve(size);
     }
     return this.waitForDrain().then(() => size);
@@ -134,9 +139,9 @@ export class SocketConnection implements Connection {
   }
 
   close(): Promise<void> {
-    if (this.failure) return Promise.resolve();
-    if (!this.ending) {
-      this.ending = true;
+    if (this.state.kind === 'failed' || this.state.kind === 'closed') return Promise.resolve();
+    if (this.state.kind === 'open') {
+      this.state = { kind: 'closing' };
       this.flush();
       this.socket.end();
       // Keep reading (a paused reader would never see the peer's FIN or reset).
@@ -151,9 +156,8 @@ export class SocketConnection implements Connection {
   }
 
   abort(reason?: Error): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.sinkDone = true; // the comm above asked for this and ends its own stream
+    if (this.rawSocket.destroyed && this.socket.destroyed) return;
+    this.sink = undefined; // the comm above asked for this and ends its own stream
     this.fail(new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason }));
     // A reset, not a FIN, so that the peer's reader errors instead of completing.
     if (typeof this.rawSocket.resetAndDestroy === 'function' && !this.rawSocket.destroyed && this.rawSocket.readyState !== 'opening') {
@@ -169,24 +173,19 @@ export class SocketConnection implements Connection {
   }
 
   private readonly flush = (): void => {
-    this.flushScheduled = false;
-    if (this.writer.pendingBytes === 0 || this.socket.destroyed) return;
+    if (this.writer.pendingBytes === 0) return;
     const chunks = this.writer.take();
+    if (this.socket.destroyed) return;
     if (chunks.length === 1) {
       this.socket.write(chunks[0]);
-      this.settleIfDrained();
-      return;
+    } else {
+      this.socket.cork();
+      for (const chunk of chunks) this.socket.write(chunk);
+      this.socket.uncork();
     }
-    this.socket.cork();
-    for (const chunk of chunks) this.socket.write(chunk);
-    this.socket.uncork();
-    this.settleIfDrained();
-  };
-
-  /** A write can be taken at once by the kernel, and then no 'drain' event follows. */
-  private settleIfDrained(): void {
+    // A write the kernel took at once is followed by no 'drain' event.
     if (this.drainWait && !this.socket.writableNeedDrain) this.settleDrain();
-  }
+  };
 
   private waitForDrain(): Promise<void> {
     if (!this.drainWait) {
@@ -209,20 +208,30 @@ export class SocketConnection implements Connection {
     else wait.resolve();
   }
 
-  /** Records the first failure; pending and later writes reject with it. */
+  /** The peer broke the protocol: the reader learns why, then the connection is reset. */
+  private protocolFailure(error: CommClosedError): void {
+    this.endSink(error);
+    this.abort(error);
+  }
+
+  /**
+   * The socket is done: closed after a flushed `close()`, else failed with `error`, which
+   * pending and later writes reject with. A reader still attached learns of it.
+   */
   private fail(error: CommClosedError): void {
-    if (this.failure) return;
-    this.failure = error;
-    // A clean close flushed everything, so waiting writers succeeded; otherwise they failed.
-    this.settleDrain(this.ending && this.socket.writableFinished ? undefined : error);
+    if (this.state.kind === 'failed' || this.state.kind === 'closed') return;
+    const flushed = this.state.kind === 'closing' && this.socket.writableFinished;
+    this.state = flushed ? { kind: 'closed' } : { kind: 'failed', error };
+    this.settleDrain(flushed ? undefined : error);
     this.endSink(error);
   }
 
   /** Tells the sink the stream ended, once: cleanly, or with `error`. */
   private endSink(error?: Error): void {
-    if (this.sinkDone || !this.sink) return;
-    this.sinkDone = true;
-    if (error) this.sink.error(error);
-    else this.sink.complete();
+    const sink = this.sink;
+    if (!sink) return;
+    this.sink = undefined;
+    if (error) sink.error(error);
+    else sink.complete();
   }
 }

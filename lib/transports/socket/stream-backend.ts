@@ -5,10 +5,12 @@
  */
 import * as net from 'node:net';
 import { Observable } from 'rxjs';
-import { parseHostPort, unparseHostPort } from '../../addresses/parse';
-import { firstExternalIpv4 } from '../../addresses/local-ip';
+import { parseHostPort, unparseHostPort } from '../../addresses';
+import { firstExternalIpv4 } from '../local-ip';
 import { type CommClosedError, ListenError } from '../../errors';
-import type { Backend, BackendOptions, ListenEvent } from '../../registry/backend';
+import { daskCodec, type MessageCodec } from '../../protocol';
+import type { Connection } from '../../comm/connection';
+import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
 import { isWildcard, localAddressFor, resolveHostPortLocation, socketAddress } from './host';
 import { SocketConnection } from './socket-connection';
 
@@ -40,13 +42,16 @@ export interface StreamTransport {
   ): () => void;
   /**
    * Makes the listening server. It calls `ready` for each connection that can carry
-   * messages and `rejected` for each it dropped (a failed TLS handshake, say).
+   * messages, `refused` for each authenticated peer it will not serve (the listener
+   * answers with the reason), and `rejected` for each it dropped (a failed TLS handshake).
    */
-  createServer(
-    options: BackendOptions,
-    ready: (socket: ReadySocket) => void,
-    rejected: (peerAddress: string, error: Error) => void,
-  ): net.Server;
+  createServer(options: BackendListenOptions, events: ServerEvents): net.Server;
+}
+
+export interface ServerEvents {
+  ready(socket: ReadySocket): void;
+  refused(socket: ReadySocket, reason: string): void;
+  rejected(peerAddress: string, error: Error): void;
 }
 
 /** Nagle's delay off (Dask sets TCP_NODELAY too), keepalive on. */
@@ -55,13 +60,20 @@ export const SOCKET_OPTIONS = { noDelay: true, keepAlive: true } as const;
 export function streamBackend(transport: StreamTransport): Backend {
   const { scheme } = transport;
 
-  const connectionFor = (ready: ReadySocket, options: BackendOptions) =>
-    new SocketConnection({
-      ...ready,
-      localAddress: socketAddress(scheme, ready.rawSocket.localAddress, ready.rawSocket.localPort),
-      peerAddress: socketAddress(scheme, ready.rawSocket.remoteAddress, ready.rawSocket.remotePort),
-      options,
-    });
+  /** Connections of one connect or listen call share one codec: Dask's unless the user's. */
+  const connections = (options: BackendOptions) => {
+    const { maxMessageSize, writeHighWaterMark } = options;
+    const codec: MessageCodec = options.codec ?? daskCodec({ deserialize: options.deserialize });
+    return (ready: ReadySocket): Connection =>
+      new SocketConnection({
+        ...ready,
+        localAddress: socketAddress(scheme, ready.rawSocket.localAddress, ready.rawSocket.localPort),
+        peerAddress: socketAddress(scheme, ready.rawSocket.remoteAddress, ready.rawSocket.remotePort),
+        codec,
+        maxMessageSize,
+        writeHighWaterMark,
+      });
+  };
 
   return {
     encrypted: transport.encrypted,
@@ -70,12 +82,13 @@ export function streamBackend(transport: StreamTransport): Backend {
       return new Observable((subscriber) => {
         transport.checkOptions?.(options, 'connect');
         const [host, port] = parseHostPort(location);
+        const connectionFor = connections(options);
         return transport.open(
           host === '' ? 'localhost' : host,
           port,
           options,
           (ready) => {
-            subscriber.next(connectionFor(ready, options));
+            subscriber.next(connectionFor(ready));
             subscriber.complete();
           },
           (error) => subscriber.error(error),
@@ -87,11 +100,12 @@ export function streamBackend(transport: StreamTransport): Backend {
       return new Observable<ListenEvent>((subscriber) => {
         transport.checkOptions?.(options, 'listen');
         const [host, port] = parseHostPort(location, 0);
-        const server = transport.createServer(
-          options,
-          (ready) => subscriber.next({ type: 'connection', connection: connectionFor(ready, options) }),
-          (peerAddress, error) => subscriber.next({ type: 'rejected', peerAddress, error }),
-        );
+        const connectionFor = connections(options);
+        const server = transport.createServer(options, {
+          ready: (ready) => subscriber.next({ type: 'connection', connection: connectionFor(ready) }),
+          refused: (ready, reason) => subscriber.next({ type: 'refused', connection: connectionFor(ready), reason }),
+          rejected: (peerAddress, error) => subscriber.next({ type: 'rejected', peerAddress, error }),
+        });
         let bound = false;
         let listenAddress = `${scheme}://${location}`;
 
@@ -103,7 +117,7 @@ export function streamBackend(transport: StreamTransport): Backend {
           bound = true;
           const address = server.address() as net.AddressInfo;
           listenAddress = socketAddress(scheme, address.address, address.port);
-          const contactHost = isWildcard(host) ? ((options.contactHost as string | undefined) ?? firstExternalIpv4()) : host;
+          const contactHost = isWildcard(host) ? (options.contactHost ?? firstExternalIpv4()) : host;
           subscriber.next({
             type: 'bound',
             listenAddress,

@@ -2,15 +2,15 @@
  * `tcp://`: Dask's framing over plain TCP, with Nagle's delay off and keepalive on.
  */
 import * as net from 'node:net';
-import { unparseHostPort } from '../../addresses/parse';
+import { unparseHostPort } from '../../addresses';
 import { toCommClosedError } from '../../errors';
 import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
 
 export const tcpBackend = streamBackend({
   scheme: 'tcp',
   encrypted: false,
-  createServer(_options, ready) {
-    return net.createServer(SOCKET_OPTIONS, (socket) => ready({ socket, rawSocket: socket }));
+  createServer(_options, events) {
+    return net.createServer(SOCKET_OPTIONS, (socket) => events.ready({ socket, rawSocket: socket }));
   },
 
   open(host, port, _options, ready, failed) {

@@ -5,22 +5,16 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { unparseHostPort } from '../../addresses/parse';
-import { HANDSHAKE_REJECTED_KEY } from '../../comm/handshake';
-import { FatalCommClosedError, HandshakeError } from '../../errors';
-import { encodePrelude } from '../../protocol';
-import type { BackendOptions } from '../../registry/backend';
+import { unparseHostPort } from '../../addresses';
+import { HandshakeError } from '../../errors';
+import type { BackendOptions, SecurityConfig } from '../../registry/backend';
 import { socketAddress } from '../socket/host';
 import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
 import { tlsError } from './errors';
-import type { SecurityConfig } from '../../security';
 import { checkSecurity, secureContextFor, tlsOptionsFor } from './security';
 
-/** Default time a client may take over its TLS handshake, when the listener sets none. */
-const TLS_HANDSHAKE_TIMEOUT = 30_000;
-
 function securityOf(options: BackendOptions, side: 'connect' | 'listen'): SecurityConfig {
-  return checkSecurity(options.security as SecurityConfig | undefined, side);
+  return checkSecurity(options.security, side);
 }
 
 /** What Dask puts in `extra_info`: the peer certificate and the cipher (name, protocol, bits). */
@@ -32,27 +26,6 @@ function tlsInfo(socket: tls.TLSSocket): Record<string, unknown> {
     cipher: { name: cipher.standardName ?? cipher.name, protocol: socket.getProtocol(), bits },
   };
 }
-
-/**
- * Node verifies a client certificate only after the TLS handshake, so, unlike OpenSSL in
- * Python, it sends the client no alert and a TLS 1.3 client would just see the
- * connection drop, and retry until its timeout. Instead the listener answers the Dask
- * handshake with `{rejected: reason}`: rxcomm clients fail at once with that reason, and
- * Dask clients fail at once too (the map lacks `pickle-protocol`).
- */
-function refuse(socket: tls.TLSSocket, options: BackendOptions, reason: string): void {
-  const frames = options.codec.encode({ [HANDSHAKE_REJECTED_KEY]: reason });
-  socket.on('error', () => undefined);
-  socket.end(Buffer.concat([encodePrelude(frames), ...frames]));
-  // Drain what the client sends until it closes: closing with unread bytes would
-  // reset the connection and lose the answer.
-  socket.resume();
-  const timer = setTimeout(() => socket.destroy(), REFUSAL_LINGER);
-  socket.once('close', () => clearTimeout(timer));
-}
-
-/** How long a refused connection may linger while the client reads the refusal. */
-const REFUSAL_LINGER = 5_000;
 
 export const tlsBackend = streamBackend({
   scheme: 'tls',
@@ -90,10 +63,10 @@ export const tlsBackend = streamBackend({
     };
   },
 
-  createServer(options, ready, rejected) {
+  createServer(options, events) {
     const security = securityOf(options, 'listen');
     const checkClients = security.requireClientCertificate !== false;
-    const handshakeTimeout = (options.handshakeTimeout as number | undefined) ?? TLS_HANDSHAKE_TIMEOUT;
+    const { handshakeTimeout } = options;
     const server = tls.createServer({
       ...tlsOptionsFor(security),
       ...SOCKET_OPTIONS,
@@ -112,15 +85,14 @@ export const tlsBackend = streamBackend({
       rawSocket.once('close', () => rawSockets.get(at) === rawSocket && rawSockets.delete(at));
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
-      const peerAddress = socketAddress('tls', socket.remoteAddress, socket.remotePort);
-      if (checkClients && !socket.authorized) {
-        const reason = `client certificate refused: ${String(socket.authorizationError)}`;
-        refuse(socket, options, reason);
-        rejected(peerAddress, new FatalCommClosedError(reason));
-        return;
-      }
       const rawSocket = rawSockets.get(key(socket)) ?? socket;
-      ready({ socket, rawSocket, extraInfo: tlsInfo(socket), wrapError: tlsError });
+      const ready = { socket, rawSocket, extraInfo: tlsInfo(socket), wrapError: tlsError };
+      // Node verifies a client certificate only after the TLS handshake, so, unlike
+      // OpenSSL in Python, it sends no alert: a TLS 1.3 client would just see the
+      // connection drop, and retry until its timeout. The listener answers its Dask
+      // handshake with the reason instead, and it fails at once.
+      if (checkClients && !socket.authorized) events.refused(ready, `client certificate refused: ${String(socket.authorizationError)}`);
+      else events.ready(ready);
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       const peerAddress = socketAddress('tls', socket.remoteAddress, socket.remotePort);
@@ -129,7 +101,7 @@ export const tlsBackend = streamBackend({
           ? new HandshakeError(`TLS handshake not completed within ${handshakeTimeout} ms`, { cause: err })
           : tlsError(err, 'TLS handshake failed');
       socket.destroy(); // Node does not always close it
-      rejected(peerAddress, error);
+      events.rejected(peerAddress, error);
     });
     return server;
   },

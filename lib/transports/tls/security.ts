@@ -2,10 +2,12 @@
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { ConfigError, FatalCommClosedError } from '../../errors';
-import type { SecurityConfig } from '../../security';
+import type { SecurityConfig } from '../../registry/backend';
 
-function pem(name: string, value: string | Buffer | undefined): string | Buffer | undefined {
-  if (value === undefined || Buffer.isBuffer(value) || value.includes('-----BEGIN')) return value;
+function pem(name: string, value: string | Uint8Array | undefined): string | Buffer | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (value.includes('-----BEGIN')) return value;
   try {
     return fs.readFileSync(value);
   } catch (err) {

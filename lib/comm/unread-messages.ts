@@ -1,8 +1,8 @@
 /**
- * A FIFO of kept messages with O(1) push and shift (Array#shift is O(n) on long
+ * A FIFO of unread messages with O(1) push and shift (Array#shift is O(n) on long
  * queues), tracking the wire bytes it holds so the Comm can apply its high-water marks.
  */
-export class MessageQueue {
+export class UnreadMessages {
   private items: unknown[] = [];
   private sizes: number[] = [];
   private head = 0;

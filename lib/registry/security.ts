@@ -3,15 +3,17 @@
  * or file paths), mutual authentication by default, no hostname check unless asked.
  * Used by encrypted transports (tls), and by every transport for `requireEncryption`.
  */
-import type { SecureVersion } from 'node:tls';
+
+/** A TLS protocol version name, as Node's `tls.SecureVersion`. */
+export type TlsVersion = 'TLSv1.3' | 'TLSv1.2' | 'TLSv1.1' | 'TLSv1';
 
 export interface SecurityConfig {
-  /** CA certificate(s) that peers' certificates must chain to: PEM text or a file path. */
-  ca?: string | Buffer;
-  /** This side's certificate (chain): PEM text or a file path. */
-  cert?: string | Buffer;
-  /** This side's private key: PEM text or a file path. */
-  key?: string | Buffer;
+  /** CA certificate(s) that peers' certificates must chain to: PEM text (or its bytes) or a file path. */
+  ca?: string | Uint8Array;
+  /** This side's certificate (chain): PEM text (or its bytes) or a file path. */
+  cert?: string | Uint8Array;
+  /** This side's private key: PEM text (or its bytes) or a file path. */
+  key?: string | Uint8Array;
   /**
    * Refuse plaintext transports (`tcp://`): connect and listen fail at once.
    * @default false
@@ -20,9 +22,9 @@ export interface SecurityConfig {
   /** OpenSSL cipher list (TLS 1.2 and below). @default Node's default list */
   ciphers?: string;
   /** @default 'TLSv1.2' */
-  minVersion?: SecureVersion;
+  minVersion?: TlsVersion;
   /** @default 'TLSv1.3' */
-  maxVersion?: SecureVersion;
+  maxVersion?: TlsVersion;
   /**
    * Verify that the listener's certificate names the host connected to. Dask does not.
    * @default false

@@ -1,19 +1,10 @@
 /**
- * Address functions that depend on the scheme: each asks the backend registered
- * for that scheme, as Dask's `addressing.py` does.
+ * Address functions that depend on the scheme: each asks the backend registered for
+ * that scheme, as Dask's `addressing.py` does. The pure parsing ones are in addresses.ts.
  */
-import { AddressError, ConfigError } from '../errors';
-import { getBackend } from '../registry';
-import { parseAddress, pyRepr, unparseAddress } from './parse';
-
-export {
-  DEFAULT_SCHEME,
-  normalizeAddress,
-  parseAddress,
-  parseHostPort,
-  unparseAddress,
-  unparseHostPort,
-} from './parse';
+import { AddressError } from './errors';
+import { getBackend } from './registry';
+import { parseAddress, pyRepr, unparseAddress } from './addresses';
 
 /** The host part of an address: `getAddressHost('tcp://1.2.3.4:80')` is `1.2.3.4`. */
 export function getAddressHost(addr: string): string {
@@ -55,6 +46,3 @@ export async function getLocalAddressFor(addr: string): Promise<string> {
   const [scheme, location] = parseAddress(addr);
   return unparseAddress(scheme, await getBackend(scheme).getLocalAddressFor(location));
 }
-
-// Re-exported so the address module is the one place users look for address errors.
-export { AddressError, ConfigError };

@@ -19,8 +19,8 @@ export interface CommConfig {
   closeTimeout?: number;
 }
 
-export const COMM_DEFAULTS: Required<CommConfig> = {
+export const COMM_DEFAULTS = {
   readHighWaterMark: 1024,
   readHighWaterMarkBytes: 64 * 1024 * 1024,
   closeTimeout: 10_000,
-};
+} as const satisfies Required<CommConfig>;

@@ -2,7 +2,7 @@
  * Pure address functions with Dask's semantics and error messages
  * (`distributed/comm/addressing.py`). An address is `scheme://location`.
  */
-import { AddressError } from '../errors';
+import { AddressError } from './errors';
 
 /** The scheme used when an address has none, as in Dask. */
 export const DEFAULT_SCHEME = 'tcp';

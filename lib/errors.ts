@@ -119,3 +119,16 @@ export class ListenError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * `connect()` was cancelled through its `signal`: the attempt in flight is aborted, as on
+ * unsubscribe. Named and coded as Node's own (`AbortError`, `ABORT_ERR`); `cause` is the
+ * signal's `reason`.
+ */
+export class AbortError extends Error {
+  override name = 'AbortError';
+  readonly code: string = 'ABORT_ERR';
+  constructor(message = 'The operation was aborted', options?: ErrorOptionsWithCause) {
+    super(message, options);
+  }
+}

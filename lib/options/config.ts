@@ -1,12 +1,13 @@
-import type { SchedulerLike } from 'rxjs';
-import type { CommConfig } from '../comm/config';
-import type { MessageCodec } from '../protocol/codec';
-import type { SecurityConfig } from '../security';
-
 /**
- * Options shared by `connect()` and `listen()`: how messages are encoded, how big they
- * may be, and transport settings (tls `security`).
+ * The public options of `connect()` and `listen()`: closed interfaces, so that a
+ * misspelled option fails to compile (and, from JavaScript, throws a `ConfigError`).
  */
+import type { SchedulerLike } from 'rxjs';
+import type { MessageCodec } from '../protocol/codec';
+import type { SecurityConfig } from '../registry/security';
+import type { CommConfig } from './comm';
+
+/** Options shared by `connect()` and `listen()`: encoding, limits, and transport settings. */
 export interface TransportConfig extends CommConfig {
   /**
    * Decode `__Serialized__` payloads where rxcomm can (msgpack ones); `false` keeps every
@@ -33,8 +34,12 @@ export interface TransportConfig extends CommConfig {
   writeHighWaterMark?: number;
   /** TLS settings: certificates for `tls://`, and `requireEncryption` for every scheme. */
   security?: SecurityConfig;
-  /** Transport-specific settings. */
-  [option: string]: unknown;
+  /**
+   * Settings for an out-of-tree backend, handed to it untouched as
+   * `options.transportOptions`. Built-in transports read nothing from it.
+   * @default {}
+   */
+  transportOptions?: Readonly<Record<string, unknown>>;
 }
 
 /** Options of `connect()`. */
@@ -55,14 +60,29 @@ export interface ConnectConfig extends TransportConfig {
    * @default Math.random
    */
   random?: () => number;
+  /**
+   * Cancels the connect: aborting ends the attempt in flight as unsubscribing does, and
+   * the subscriber gets an `AbortError`. No effect once the comm is emitted.
+   */
+  signal?: AbortSignal;
 }
 
-export const TRANSPORT_DEFAULTS = {
-  deserialize: true,
-  maxMessageSize: 1024 * 1024 * 1024,
-  writeHighWaterMark: 1024 * 1024,
-} as const;
-
-export const CONNECT_DEFAULTS = {
-  timeout: 30_000,
-} as const;
+/** Options of `listen()`. */
+export interface ListenConfig extends TransportConfig {
+  /**
+   * How long an accepted connection may take to complete its handshake (and, for tls,
+   * the TLS handshake) before it is dropped, in milliseconds.
+   * @default 30000
+   */
+  handshakeTimeout?: number;
+  /**
+   * The host advertised in `contactAddress` when binding a wildcard (`tcp://0.0.0.0:0`).
+   * @default this machine's first external IPv4 address, as Dask's `get_ip()`
+   */
+  contactHost?: string;
+  /**
+   * Where the handshake timers run: pass a `TestScheduler` to run them in virtual time.
+   * @default asyncScheduler
+   */
+  scheduler?: SchedulerLike;
+}

@@ -1,0 +1,147 @@
+/**
+ * From what a user passed to what each layer needs: checked keys and values, defaults
+ * filled in, split into the backend's options, the Comm's settings and the policy's.
+ */
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import type { CommSettings } from '../comm/comm';
+import type { BackendListenOptions, BackendOptions } from '../registry/backend';
+import type { SecurityConfig } from '../registry/security';
+import {
+  boolean,
+  type Check,
+  checkOptions,
+  duration,
+  func,
+  pemOrPath,
+  plainObject,
+  positiveNumber,
+  string,
+  withMethods,
+} from './check';
+import { COMM_DEFAULTS, type CommConfig } from './comm';
+import type { ConnectConfig, ListenConfig, TransportConfig } from './config';
+
+export const TRANSPORT_DEFAULTS = {
+  deserialize: true,
+  maxMessageSize: 1024 * 1024 * 1024,
+  writeHighWaterMark: 1024 * 1024,
+} as const;
+
+export const CONNECT_DEFAULTS = { timeout: 30_000 } as const;
+
+export const LISTEN_DEFAULTS = { handshakeTimeout: 30_000 } as const;
+
+const SECURITY_CHECKS = {
+  ca: pemOrPath,
+  cert: pemOrPath,
+  key: pemOrPath,
+  requireEncryption: boolean,
+  ciphers: string,
+  minVersion: string,
+  maxVersion: string,
+  checkHostname: boolean,
+  serverName: string,
+  requireClientCertificate: boolean,
+} satisfies Record<keyof SecurityConfig, Check>;
+
+const COMM_CHECKS = {
+  readHighWaterMark: positiveNumber,
+  readHighWaterMarkBytes: positiveNumber,
+  closeTimeout: duration,
+} satisfies Record<keyof CommConfig, Check>;
+
+const TRANSPORT_CHECKS = {
+  ...COMM_CHECKS,
+  deserialize: boolean,
+  codec: withMethods('a codec', 'encode', 'decode'),
+  maxMessageSize: positiveNumber,
+  writeHighWaterMark: positiveNumber,
+  security: (name, value) => {
+    plainObject(name, value);
+    checkOptions('security', value, SECURITY_CHECKS, {}, 'security.');
+  },
+  transportOptions: plainObject,
+} satisfies Record<keyof TransportConfig, Check>;
+
+const scheduler = withMethods('a scheduler', 'now', 'schedule');
+
+const CONNECT_CHECKS = {
+  ...TRANSPORT_CHECKS,
+  timeout: duration,
+  scheduler,
+  random: func,
+  signal: withMethods('an AbortSignal', 'addEventListener', 'removeEventListener'),
+} satisfies Record<keyof ConnectConfig, Check>;
+
+const LISTEN_CHECKS = {
+  ...TRANSPORT_CHECKS,
+  handshakeTimeout: duration,
+  contactHost: string,
+  scheduler,
+} satisfies Record<keyof ListenConfig, Check>;
+
+/** Options of one function that the other takes, for a pointed message. */
+const ONLY_CONNECT = { timeout: 'connect()', random: 'connect()', signal: 'connect()' };
+const ONLY_LISTEN = { handshakeTimeout: 'listen()', contactHost: 'listen()' };
+
+/** The Comm's settings, defaults filled in (an explicit `undefined` keeps the default). */
+export function resolveCommSettings(config: CommConfig = {}): CommSettings {
+  return {
+    readHighWaterMark: config.readHighWaterMark ?? COMM_DEFAULTS.readHighWaterMark,
+    readHighWaterMarkBytes: config.readHighWaterMarkBytes ?? COMM_DEFAULTS.readHighWaterMarkBytes,
+    closeTimeout: config.closeTimeout ?? COMM_DEFAULTS.closeTimeout,
+  };
+}
+
+function resolveBackendOptions(config: TransportConfig): BackendOptions {
+  return {
+    codec: config.codec,
+    deserialize: config.deserialize ?? TRANSPORT_DEFAULTS.deserialize,
+    maxMessageSize: config.maxMessageSize ?? TRANSPORT_DEFAULTS.maxMessageSize,
+    writeHighWaterMark: config.writeHighWaterMark ?? TRANSPORT_DEFAULTS.writeHighWaterMark,
+    security: config.security,
+    transportOptions: config.transportOptions ?? {},
+  };
+}
+
+export interface ConnectSettings {
+  backend: BackendOptions;
+  comm: CommSettings;
+  timeout: number;
+  scheduler: SchedulerLike;
+  random: () => number;
+  signal: AbortSignal | undefined;
+}
+
+/** Checks `connect()`'s options and fills in the defaults; throws `ConfigError`. */
+export function resolveConnectConfig(config: ConnectConfig = {}): ConnectSettings {
+  checkOptions('connect()', config, CONNECT_CHECKS, ONLY_LISTEN);
+  return {
+    backend: resolveBackendOptions(config),
+    comm: resolveCommSettings(config),
+    timeout: config.timeout ?? CONNECT_DEFAULTS.timeout,
+    scheduler: config.scheduler ?? asyncScheduler,
+    random: config.random ?? Math.random,
+    signal: config.signal,
+  };
+}
+
+export interface ListenSettings {
+  backend: BackendListenOptions;
+  comm: CommSettings;
+  scheduler: SchedulerLike;
+}
+
+/** Checks `listen()`'s options and fills in the defaults; throws `ConfigError`. */
+export function resolveListenConfig(config: ListenConfig = {}): ListenSettings {
+  checkOptions('listen()', config, LISTEN_CHECKS, ONLY_CONNECT);
+  return {
+    backend: {
+      ...resolveBackendOptions(config),
+      handshakeTimeout: config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout,
+      contactHost: config.contactHost,
+    },
+    comm: resolveCommSettings(config),
+    scheduler: config.scheduler ?? asyncScheduler,
+  };
+}
