@@ -1,10 +1,13 @@
 /**
- * Dask's wire protocol, apart from any transport: TCP framing (frames.ts), msgpack as
+ * Dask's wire protocol, apart from any transport: TCP framing, both directions (framing/:
+ * the layout in header.ts, frame-parser.ts, frame-writer.ts), msgpack as
  * Python writes it (msgpack.ts), and the message codec with its serialized payloads
  * (dask-codec.ts, serialized.ts).
  */
 export type { FramePieces, MessageCodec } from './codec';
-export { encodePrelude, framedSize, FrameParser, type FrameParserConfig } from './frames';
+export { messageSize, wireSize } from './framing/header';
+export { FrameParser, type FrameParserConfig } from './framing/frame-parser';
+export { FrameWriter, frameMessage, encodePrelude } from './framing/frame-writer';
 export {
   packMessage,
   unpackMessage,

@@ -21,7 +21,7 @@
  * And objects order integer-like string keys ("1", "2") first, as JS objects always do;
  * such a map re-encodes with the same keys in another order.
  *
- * Speed, side by side in one run of spec/protocol/bench-protocol.ts (Node 20, a noisy
+ * Speed, side by side in one run of bench/parser.ts (npm run bench -- --parser) (Node 20, a noisy
  * 2-core VM; compare the ratios): decoding `{op: 'x', i: 1, data: 'abc'}` runs at
  * ~6.1 M/s (~165 ns), 0.8x msgpackr's lossy maps-as-objects (~7.5 M/s) and ~1.6x
  * msgpackr's maps-as-Map plus a conversion walk (~265 ns); encoding it runs at ~6.6 M/s,

@@ -1,5 +1,5 @@
 import { MessageTooLargeError, ProtocolError } from '../../lib/errors';
-import { encodePrelude, FrameParser, framedSize } from '../../lib/protocol/frames';
+import { encodePrelude, frameMessage, FrameParser, wireSize } from '../../lib/protocol';
 import { packMessage } from '../../lib/protocol/msgpack';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -39,6 +39,23 @@ function collect(maxMessageSize = 1 << 30): { parser: FrameParser; received: Rec
   return { parser, received };
 }
 
+describe('frameMessage', () => {
+  it('should frame one message, header and frames, in one buffer of its own', () => {
+    const frame = packMessage({ op: 'identity', reply: true });
+    const message = frameMessage([frame]);
+    expect(message).toEqual(IDENTITY_FRAMED);
+    expect(message.buffer).not.toBe(frame.buffer);
+  });
+
+  it('should frame frames given as pieces, and messages of no frames', () => {
+    const frames = [Buffer.from('abc'), Buffer.alloc(0), Buffer.alloc(300, 1)];
+    const pieces = [[Buffer.from('a'), Buffer.from('bc')], [], [Buffer.alloc(100, 1), Buffer.alloc(200, 1)]];
+    expect(frameMessage(pieces)).toEqual(framed(frames));
+    expect(wireSize(pieces)).toBe(framed(frames).length);
+    expect(frameMessage([])).toEqual(Buffer.concat([u64(8), u64(0)]));
+  });
+});
+
 describe('encodePrelude', () => {
   it('should frame {op: "identity", reply: true} as the 44 golden bytes', () => {
     const frame = packMessage({ op: 'identity', reply: true });
@@ -53,11 +70,11 @@ describe('encodePrelude', () => {
   it('should write T, N and every length for several frames, zero-length ones included', () => {
     const frames = [Buffer.from('abc'), Buffer.alloc(0), Buffer.alloc(300)];
     expect(encodePrelude(frames)).toEqual(Buffer.concat([u64(8 * 4 + 303), u64(3), u64(3), u64(0), u64(300)]));
-    expect(framedSize(frames)).toBe(8 * 5 + 303);
+    expect(wireSize(frames)).toBe(8 * 5 + 303);
   });
 
   it('should write lengths beyond 32 bits', () => {
-    const fake = { byteLength: 2 ** 33 + 5 } as Uint8Array;
+    const fake = Object.defineProperty(new Uint8Array(0), 'byteLength', { value: 2 ** 33 + 5 });
     expect(encodePrelude([fake]).subarray(16)).toEqual(u64(2 ** 33 + 5));
   });
 });
@@ -144,7 +161,7 @@ describe('FrameParser', () => {
       for (const chunkSize of [1, 13, stream.length]) {
         const { parser, received } = collect();
         for (let at = 0; at < stream.length; at += chunkSize) parser.push(stream.subarray(at, at + chunkSize));
-        expect(received).toEqual([{ frames, nbytes: framedSize(frames) }]);
+        expect(received).toEqual([{ frames, nbytes: wireSize(frames) }]);
       }
     }
   });
@@ -174,6 +191,65 @@ describe('FrameParser', () => {
         allocUnsafe.mockRestore();
         allocUnsafeSlow.mockRestore();
       }
+    });
+
+    describe('a peer that does not speak Dask', () => {
+      // "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n", as an HTTP server answers
+      const HTTP_REPLY = hex(`
+        48 54 54 50 2f 31 2e 31  20 34 30 30 20 42 61 64  20 52 65 71 75 65 73 74  0d 0a
+        43 6f 6e 6e 65 63 74 69 6f 6e 3a 20 63 6c 6f 73 65 0d 0a 0d 0a`);
+      const SAYS_HTTP = `the peer does not speak Dask's protocol: it sent "HTTP/1.1 400 Bad Request\\r\\nConnection: cl"...`;
+
+      function errorOf(chunks: Buffer[], maxMessageSize = 1 << 20): unknown {
+        const { parser, received } = collect(maxMessageSize);
+        try {
+          for (const chunk of chunks) parser.push(chunk);
+        } catch (err) {
+          expect(received).toEqual([]);
+          return err;
+        }
+        throw new Error('no error');
+      }
+
+      it('should fail with a ProtocolError quoting what it sent, not a MessageTooLargeError', () => {
+        for (const maxMessageSize of [1 << 20, Infinity]) {
+          const error = errorOf([HTTP_REPLY], maxMessageSize);
+          expect(error).toBeInstanceOf(ProtocolError);
+          expect(error).not.toBeInstanceOf(MessageTooLargeError);
+          expect((error as Error).message).toBe(SAYS_HTTP);
+        }
+      });
+
+      it('should say so when the first 8 bytes are split between chunks', () => {
+        for (let at = 1; at < 8; at++) {
+          const error = errorOf([HTTP_REPLY.subarray(0, at), HTTP_REPLY.subarray(at)]);
+          expect(error).not.toBeInstanceOf(MessageTooLargeError);
+          expect((error as Error).message).toBe(SAYS_HTTP);
+        }
+        // Byte by byte, nothing follows the 8th byte in its chunk: only those 8 are quoted.
+        const bytes = Array.from(HTTP_REPLY.subarray(0, 8), (byte) => Buffer.of(byte));
+        expect((errorOf(bytes) as Error).message).toBe(`the peer does not speak Dask's protocol: it sent "HTTP/1.1"`);
+      });
+
+      it('should quote a short answer whole, up to its first byte that is not text', () => {
+        const ssh = Buffer.concat([Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'), Buffer.of(0, 0, 1, 0x14)]);
+        const error = errorOf([ssh]);
+        expect(error).not.toBeInstanceOf(MessageTooLargeError);
+        expect((error as Error).message).toBe(`the peer does not speak Dask's protocol: it sent "SSH-2.0-OpenSSH_9.6\\r\\n"`);
+      });
+
+      it('should still call a huge T that is not text, or one after the first message, too large', () => {
+        expect(errorOf([Buffer.from('ffffffffffffff7f48545450', 'hex')])).toBeInstanceOf(MessageTooLargeError);
+        expect(errorOf([Buffer.from('4854545020000000', 'hex')])).toBeInstanceOf(MessageTooLargeError); // "HTTP \0\0\0"
+        const { parser, received } = collect();
+        parser.push(IDENTITY_FRAMED);
+        expect(() => parser.push(HTTP_REPLY)).toThrow(MessageTooLargeError);
+        expect(received).toHaveLength(1);
+        const { parser: slow } = collect();
+        slow.push(Buffer.concat([u64(16 + 2000), u64(1), u64(2000)]));
+        slow.push(Buffer.alloc(2000));
+        expect(() => slow.push(HTTP_REPLY)).toThrow(MessageTooLargeError);
+      });
     });
 
     it('should check T as soon as its 8 bytes are in, even when they come one by one', () => {

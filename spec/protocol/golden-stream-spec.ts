@@ -1,5 +1,5 @@
 import { daskCodec } from '../../lib/protocol/dask-codec';
-import { encodePrelude, FrameParser } from '../../lib/protocol/frames';
+import { encodePrelude, frameMessage, FrameParser, FrameWriter } from '../../lib/protocol';
 import { golden, GOLDEN_HANDSHAKE as HANDSHAKE, GOLDEN_IDENTITY_REPLY } from '../fixtures/golden';
 
 const streams: Array<[string, unknown[], number[]]> = [
@@ -64,5 +64,16 @@ describe.each(streams)('golden stream %s', (file, expected, sizes) => {
       return Buffer.concat([encodePrelude(frames), ...frames]);
     });
     expect(Buffer.concat(reencoded)).toEqual(stream);
+    expect(Buffer.concat(expected.map((message) => frameMessage(codec.encode(message))))).toEqual(stream);
+  });
+
+  it('should write every message through a FrameWriter as the bytes Dask wrote, sizes included', () => {
+    const codec = daskCodec({ deserialize: false });
+    const writer = new FrameWriter();
+    expect(expected.map((message) => writer.add(codec.encodePieces!(message)))).toEqual(sizes);
+    expect(writer.pendingBytes).toBe(stream.length);
+    expect(Buffer.concat(writer.take())).toEqual(stream);
+    expect(writer.pendingBytes).toBe(0);
+    expect(writer.take()).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import type { Connection, ConnectionSink } from '../../comm/connection';
 import { CommClosedError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
-import { FrameParser, FrameWriter, type MessageCodec } from '../../protocol';
+import { FrameParser, FrameWriter, messageSize, type MessageCodec } from '../../protocol';
 
 export interface SocketConnectionInit {
   /** The socket messages travel on (the TLS socket for tls). */
@@ -110,24 +110,22 @@ export class SocketConnection implements Connection {
     if (this.state.kind !== 'open') {
       return Promise.reject(this.state.kind === 'failed' ? this.state.error : new CommClosedError(`write to closing comm ${this.peerAddress}`));
     }
-    let size: number;
+    let wireSize: number;
     try {
       const codec = this.codec;
       const frames = codec.encodePieces ? codec.encodePieces(message) : codec.encode(message);
-      const wireSize = FrameWriter.wireSize(frames);
-      if (wireSize - 8 > this.maxMessageSize) {
-        return Promise.reject(new MessageTooLargeError(wireSize - 8, this.maxMessageSize));
-      }
+      const size = messageSize(frames);
+      if (size > this.maxMessageSize) return Promise.reject(new MessageTooLargeError(size, this.maxMessageSize));
       // The first message of a tick schedules the flush that sends the tick's batch.
       if (this.writer.pendingBytes === 0) process.nextTick(this.flush);
-      size = this.writer.add(frames);
+      wireSize = this.writer.add(frames);
     } catch (err) {
       return Promise.reject(err); // unencodable message: this write fails, the comm stays usable
     }
     if (this.socket.writableLength + this.writer.pendingBytes < this.writeHighWaterMark) {
-      return Promise.resolve(size);
+      return Promise.resolve(wireSize);
     }
-    return this.waitForDrain().then(() => size);
+    return this.waitForDrain().then(() => wireSize);
   }
 
   pause(): void {

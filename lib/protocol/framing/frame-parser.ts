@@ -1,75 +1,10 @@
 /**
- * Dask's TCP framing: how one message (a list of frames) travels on a byte stream.
- *
- * All integers are unsigned 64-bit little-endian:
- *
- *     T            bytes that follow T (Dask 2022.12.1: the prelude and all frames)
- *     N            number of frames          \
- *     len[0..N-1]  length of each frame       } the prelude, 8 * (1 + N) bytes
- *     frame[0] ... frame[N-1]                 / back to back, no padding
- *
- * Dask since late 2023 may send a smaller T that covers only the prelude and the first
- * frames (it reads the rest of the frames by their lengths, into separate buffers). The
- * parser here reads every frame by its length, so it accepts both; T is only checked.
+ * Reading Dask's framing (layout in header.ts): `FrameParser` turns a byte stream into
+ * messages, each a list of frames.
  */
 import { constants as bufferConstants } from 'buffer';
-import { MessageTooLargeError, ProtocolError } from '../errors';
-
-const TWO_POW_32 = 0x1_0000_0000;
-/** A high 32-bit word at or above this makes a u64 larger than 2^53: no JS number holds it exactly. */
-const HIGH_WORD_UNSAFE = 0x20_0000;
-
-/**
- * The prelude Dask 2022.12.1 writes before the frames: T, N and the N lengths, with
- * T = 8 * (1 + N) + sum(lengths). Write it, then the frames, with no copy in between.
- *
- * ## Example
- *
- * ```ts
- * const frames = codec.encode({ op: 'identity', reply: true });
- * socket.cork();
- * socket.write(encodePrelude(frames));
- * for (const frame of frames) socket.write(frame);
- * socket.uncork();
- * ```
- */
-export function encodePrelude(frames: readonly Uint8Array[]): Buffer {
-  const count = frames.length;
-  // allocUnsafe: every byte is written below, and small sizes come from Node's pool.
-  const prelude = Buffer.allocUnsafe(8 * (2 + count));
-  let total = 8 * (1 + count);
-  for (let i = 0; i < count; i++) {
-    const length = frames[i].byteLength;
-    writeUint64(prelude, 16 + 8 * i, length);
-    total += length;
-  }
-  writeUint64(prelude, 0, total);
-  writeUint64(prelude, 8, count);
-  return prelude;
-}
-
-/** The number of bytes a message of these frames takes on the wire, T included. */
-export function framedSize(frames: readonly Uint8Array[]): number {
-  let total = 8 * (2 + frames.length);
-  for (let i = 0; i < frames.length; i++) total += frames[i].byteLength;
-  return total;
-}
-
-function writeUint64(target: Buffer, offset: number, value: number): void {
-  // `>>> 0` keeps the low 32 bits of any integer up to 2^53, which covers every length.
-  target.writeUInt32LE(value >>> 0, offset);
-  target.writeUInt32LE(Math.floor(value / TWO_POW_32), offset + 4);
-}
-
-function readUint32(source: Uint8Array, offset: number): number {
-  // Plain arithmetic: no bounds check (callers checked), and inlined by V8 in the hot loop.
-  return (source[offset] | (source[offset + 1] << 8) | (source[offset + 2] << 16)) + source[offset + 3] * 0x100_0000;
-}
-
-/** The exact value of a u64 that does not fit in a JS number, for error messages. */
-function exactUint64(low: number, high: number): bigint {
-  return (BigInt(high) << 32n) | BigInt(low);
-}
+import { MessageTooLargeError, ProtocolError } from '../../errors';
+import { exactUint64, HIGH_WORD_UNSAFE, headerSize, preludeSize, readUint32, TWO_POW_32, WORD_SIZE } from './header';
 
 export interface FrameParserConfig {
   /**
@@ -99,6 +34,12 @@ const READ_FRAME_COUNT = 1; // N
 const READ_FRAME_LENGTHS = 2; // len[0..N-1]
 const READ_FRAMES = 3;
 
+/** The common message, one frame: its header size, and its T less the frame's length. */
+const SINGLE_HEADER = headerSize(1);
+const SINGLE_PRELUDE = preludeSize(1);
+/** How much of a foreign peer's first bytes a `ProtocolError` quotes. */
+const QUOTE_LIMIT = 40;
+
 /**
  * Turns a byte stream, in chunks of any size, into Dask messages (lists of frames).
  *
@@ -107,11 +48,14 @@ const READ_FRAMES = 3;
  * copied into one buffer allocated once, at its final size, and filled as chunks arrive.
  * Only an integer of the prelude that is split between chunks goes through an 8-byte
  * scratch buffer. Cost is linear in the bytes pushed, whatever the chunk sizes: 10,000
- * small messages per chunk parse at 4.7-7.5 M messages/s on a noisy 2-core VM
- * (spec/protocol/bench-protocol.ts); a large frame costs one copy of its bytes.
+ * small messages per chunk parse at 4.7-7.5 M messages/s on a noisy 2-core VM (the
+ * protocol benchmark); a large frame costs one copy of its bytes.
  *
  * Malformed input throws `ProtocolError` (or `MessageTooLargeError`); after any throw the
- * parser is dead and every further `push()` throws the same error.
+ * parser is dead and every further `push()` throws the same error. A peer that speaks
+ * some text protocol instead (an HTTP server, say) is told apart from one announcing a
+ * huge message: its first 8 bytes, read as T, are printable ASCII, and the
+ * `ProtocolError` quotes them.
  *
  * ## Example
  *
@@ -147,8 +91,10 @@ export class FrameParser {
   private partialFrameFill = 0;
 
   /** One prelude integer split between chunks. */
-  private readonly intScratch = Buffer.alloc(8);
+  private readonly intScratch = Buffer.alloc(WORD_SIZE);
   private intScratchFill = 0;
+  /** No T read yet: an implausible first T may be a peer that speaks another protocol. */
+  private atStreamStart = true;
 
   constructor(config: FrameParserConfig) {
     const { maxMessageSize, onMessage, maxFrameCount = 1 << 20 } = config;
@@ -194,22 +140,30 @@ export class FrameParser {
       // Every other state reads one u64: straight from the chunk when it is all there.
       let low: number;
       let high: number;
-      if (this.intScratchFill === 0 && end - pos >= 8) {
+      let word: Uint8Array; // where the u64 was read: this chunk or the scratch buffer
+      if (this.intScratchFill === 0 && end - pos >= WORD_SIZE) {
+        word = chunk;
         low = readUint32(chunk, pos);
         high = readUint32(chunk, pos + 4);
-        pos += 8;
+        pos += WORD_SIZE;
       } else {
-        const take = Math.min(8 - this.intScratchFill, end - pos);
+        const take = Math.min(WORD_SIZE - this.intScratchFill, end - pos);
         chunk.copy(this.intScratch, this.intScratchFill, pos, pos + take);
         pos += take;
         this.intScratchFill += take;
-        if (this.intScratchFill < 8) return;
+        if (this.intScratchFill < WORD_SIZE) return;
         this.intScratchFill = 0;
+        word = this.intScratch;
         low = readUint32(this.intScratch, 0);
         high = readUint32(this.intScratch, 4);
       }
-      if (this.state === READ_ANNOUNCED_SIZE) this.onAnnouncedSize(low, high);
-      else if (this.state === READ_FRAME_COUNT) this.onFrameCount(low, high);
+      if (this.state === READ_ANNOUNCED_SIZE) {
+        if (this.atStreamStart && (high !== 0 || low > this.maxMessageSize)) {
+          const first = word === chunk ? chunk.subarray(pos - WORD_SIZE, pos) : this.intScratch;
+          checkForeignPeer(first, chunk.subarray(pos, pos + QUOTE_LIMIT));
+        }
+        this.onAnnouncedSize(low, high);
+      } else if (this.state === READ_FRAME_COUNT) this.onFrameCount(low, high);
       else this.onFrameLength(low, high);
     }
   }
@@ -221,7 +175,9 @@ export class FrameParser {
    * to the general state machine, which also reports the errors.
    */
   private readWholeSingleFrames(chunk: Buffer, pos: number, end: number): number {
-    while (end - pos >= 24) {
+    const start = pos;
+    while (end - pos >= SINGLE_HEADER) {
+      // T at pos, N at pos + 8, len[0] at pos + 16: low words, then high words all 0.
       const announced = readUint32(chunk, pos);
       const length = readUint32(chunk, pos + 16);
       if (
@@ -229,16 +185,17 @@ export class FrameParser {
         readUint32(chunk, pos + 8) !== 1 ||
         readUint32(chunk, pos + 12) !== 0 ||
         readUint32(chunk, pos + 20) !== 0 ||
-        announced !== 16 + length ||
+        announced !== SINGLE_PRELUDE + length ||
         announced > this.maxMessageSize ||
-        end - pos - 24 < length
+        end - pos - SINGLE_HEADER < length
       ) {
-        return pos;
+        break;
       }
-      const frame = chunk.subarray(pos + 24, pos + 24 + length);
-      pos += 24 + length;
-      this.onMessage([frame], 8 + announced);
+      const frame = chunk.subarray(pos + SINGLE_HEADER, pos + SINGLE_HEADER + length);
+      pos += SINGLE_HEADER + length;
+      this.onMessage([frame], WORD_SIZE + announced);
     }
+    if (pos !== start) this.atStreamStart = false;
     return pos;
   }
 
@@ -247,15 +204,16 @@ export class FrameParser {
     if (high >= HIGH_WORD_UNSAFE) throw new MessageTooLargeError(exactUint64(low, high), this.maxMessageSize);
     const size = high * TWO_POW_32 + low;
     if (size > this.maxMessageSize) throw new MessageTooLargeError(size, this.maxMessageSize);
-    if (size < 8) throw new ProtocolError(`message announces ${size} bytes, too few to hold its frame count`);
+    if (size < WORD_SIZE) throw new ProtocolError(`message announces ${size} bytes, too few to hold its frame count`);
     this.announcedSize = size;
+    this.atStreamStart = false;
     this.state = READ_FRAME_COUNT;
   }
 
   private onFrameCount(low: number, high: number): void {
     const announced = this.announcedSize;
     // T covers at least the prelude. This also bounds N by maxMessageSize / 8.
-    if (high !== 0 || 8 * (1 + low) > announced) {
+    if (high !== 0 || preludeSize(low) > announced) {
       const count = high === 0 ? low : exactUint64(low, high);
       throw new ProtocolError(`message announces ${announced} bytes, too few for the prelude of ${count} frames`);
     }
@@ -263,7 +221,7 @@ export class FrameParser {
       throw new ProtocolError(`message of ${low} frames exceeds the limit of ${this.maxFrameCount} frames`);
     }
     this.frameCount = low;
-    this.sizeAfterAnnounced = 8 * (1 + low);
+    this.sizeAfterAnnounced = preludeSize(low);
     if (low === 0) {
       this.checkAnnouncedCovered();
       this.finishMessage();
@@ -343,11 +301,35 @@ export class FrameParser {
 
   private finishMessage(): void {
     const frames = this.frames;
-    const nbytes = 8 + this.sizeAfterAnnounced;
+    const nbytes = WORD_SIZE + this.sizeAfterAnnounced;
     // Reset before the callback, so the parser is consistent whatever the callback does.
     this.frames = [];
     this.frameLengths.length = 0;
     this.state = READ_ANNOUNCED_SIZE;
     this.onMessage(frames, nbytes);
   }
+}
+
+function isPrintable(byte: number): boolean {
+  return byte >= 0x20 && byte < 0x7f;
+}
+
+/**
+ * The first T of the stream is implausible: if its 8 bytes are printable ASCII ("HTTP/1.1",
+ * "SSH-2.0-"), the peer speaks some text protocol, and the error says so, quoting what it
+ * sent (`first`, then up to `QUOTE_LIMIT` bytes of `rest`, as far as they are text).
+ * Otherwise returns, and the T is refused as too large.
+ */
+function checkForeignPeer(first: Uint8Array, rest: Uint8Array): void {
+  for (let i = 0; i < first.length; i++) if (!isPrintable(first[i])) return;
+  let text = String.fromCharCode(...first);
+  let i = 0;
+  while (i < rest.length && text.length < QUOTE_LIMIT) {
+    const byte = rest[i];
+    if (!isPrintable(byte) && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) break;
+    text += String.fromCharCode(byte);
+    i++;
+  }
+  const cut = text.length === QUOTE_LIMIT && i < rest.length ? '...' : '';
+  throw new ProtocolError(`the peer does not speak Dask's protocol: it sent ${JSON.stringify(text)}${cut}`);
 }
