@@ -1,15 +1,16 @@
 #!/usr/bin/python3
-"""dask_peer.py -- the Python/Dask side of rxcomm's interop tests and benchmarks.
+"""dask_peer.py -- the Python/Dask side of rxcomm's interop specs.
 
 Always run it with Debian's interpreter: ``/usr/bin/python3 interop/dask_peer.py ...``
 (the pyenv ``python3`` on PATH cannot import ``distributed``).  Checked against
-``python3-distributed`` 2022.12.1+ds.1.
+``python3-distributed`` 2022.12.1+ds.1.  The benchmark's Dask side is
+bench/sides/dask_side.py, which imports the helpers it shares from here (connect,
+listen, security, server life cycle, the JSON-line output, ``run_command``).
 
 JSON-LINE PROTOCOL WITH THE PARENT PROCESS
 ==========================================
 * stdout carries JSON lines only (one object per line, flushed); logs go to stderr.
-* Server modes (``scheduler``, ``echo-listen``, ``bench-server``) print exactly one line
-  when ready::
+* Server modes (``scheduler``, ``echo-listen``) print exactly one line when ready::
 
       {"ready": true, "mode": "echo-listen", "address": "tcp://127.0.0.1:40123", "pid": 1234, ...}
 
@@ -21,8 +22,8 @@ JSON-LINE PROTOCOL WITH THE PARENT PROCESS
   If the server cannot start it prints ``{"ok": false, "error": "..."}`` and exits 1.
 * Client modes print one line per result, ``{"ok": true, ...}`` or
   ``{"ok": false, "error": "..."}``, and exit 0 if everything passed, 1 otherwise.
-  Every client mode has a hard deadline (``--timeout``, default 60 s; 120 s for ``bench``):
-  when it passes, the script prints ``{"ok": false, "error": "timeout ..."}`` and exits 1.
+  Every client mode has a hard deadline (``--timeout``, default 60 s): when it passes,
+  the script prints ``{"ok": false, "error": "timeout ..."}`` and exits 1.
 
 SUBCOMMANDS (see interop/README.md)
 ===================================
@@ -30,51 +31,14 @@ SUBCOMMANDS (see interop/README.md)
   echo-listen    [--tls CA CERT KEY] [--deserialize true|false]
   roundtrip      ADDRESS [--tls CA CERT KEY] [--only NAME ...]
   serialized-roundtrip ADDRESS [--tls CA CERT KEY]
-  identity       ADDRESS [--tls CA CERT KEY]
-  bench-server   [--tls CA CERT KEY]
-  bench-client   ADDRESS [--tls CA CERT KEY] [--label L] [--reps 3] ...
-  bench          [--tls CA CERT KEY]     (spawns bench-server children, runs bench-client)
+  identity       ADDRESS [--tls CA CERT KEY]   (used by selftest.py against ``scheduler``)
   message-set    (prints the interop message set's msgpack encodings, for byte comparison)
-  gen-certs DIR  (throwaway CA + cert/key with SAN IP:127.0.0.1, IP:::1, DNS:localhost)
 Common options: --compression auto|none|lz4 (what the handshake advertises; default auto,
 which is lz4 on this machine), --timeout S, --lifetime S, --no-stdin-watch, -v.
 ``--tls CA CERT KEY`` builds ``Security(tls_ca_file=CA, tls_{scheduler,worker,client}_cert=CERT,
 tls_{scheduler,worker,client}_key=KEY, require_encryption=True)``: one certificate plays
-every role, and Dask's TLS is mutual, so the peer must present a cert signed by CA too.
-
-BENCH WIRE PROTOCOL (bench-server; a Node rxcomm bench server must implement the same)
-=====================================================================================
-Ordinary Dask comm messages (handshake, then TCP framing, msgpack frame 0; all messages
-below are single-frame msgpack maps, keys are str, ``data`` is bin).  State (counters) is
-per connection; the server never closes first.
-
-  client -> server                         server -> client
-  {"op": "ping", "i": <int>}               {"op": "pong", "i": <same int>}
-  {"op": "pipe", "i": <int>}               (nothing; pipe counter += 1)
-  {"op": "count"}                          {"op": "count", "count": <pipe counter>}; counter = 0
-  {"op": "bulk", "data": <bin>}            (nothing; bulk bytes += len(data), bulk messages += 1)
-  {"op": "bulk-done"}                      {"op": "bulk-done", "bytes": <bulk bytes>,
-                                            "messages": <bulk messages>}; both reset to 0
-  anything else                            echoed back unchanged
-
-The client (bench-client) on ONE connection, per transport: a warm-up (200 pings, 5,000
-pipes, a few bulk messages of each kind), then --reps (default 3) repetitions of
-  * round trips: sequential ping/pong with i = 0, 1, ... until 5,000 trips or 2 s;
-    roundtrip_per_s = trips / elapsed, roundtrip_median_us = median single trip.
-  * pipelined: ``pipe`` messages written back to back without waiting for anything (Dask's
-    TCP.write returns once the frames are queued) until 50,000 or 1.5 s (checked every 1,000),
-    then ``count``; pipelined_per_s = n / (first write -> count reply); the count must be n.
-  * bulk one-way: ``bulk`` messages whose data is 16 MiB (bulk_16MiB_MiBps) or 1 MiB
-    (bulk_1MiB_MiBps), back to back, up to 256 MiB or 1.5 s, then ``bulk-done``;
-    MiB/s = MiB sent / (first write -> bulk-done reply); bytes and messages must match.
-  * bulk acked (bulk_16MiB_acked_MiBps, bulk_1MiB_acked_MiBps): the same, but each ``bulk``
-    is followed by ``bulk-done`` and its reply (one message in flight).
-  The data is pattern(size) (byte i = i % 251), inline bin in frame 0 (never compressed).
-  Figures are medians over the repetitions.  Output, one line:
-      {"ok": true, "tcp": {"roundtrip_per_s": .., "roundtrip_median_us": .., "pipelined_per_s": ..,
-       "bulk_16MiB_MiBps": .., "bulk_1MiB_MiBps": .., "bulk_16MiB_acked_MiBps": ..,
-       "bulk_1MiB_acked_MiBps": .., "reps": 3, "negotiated": {..}, "raw": {..}}}
-  (the key is the address scheme, "tcp" or "tls", unless --label is given).
+every role of this process, and Dask's TLS is mutual, so the peer must present a cert
+signed by CA too.  Certificates come from ``createTestCertificates()`` (rxcomm/testing).
 """
 
 from __future__ import annotations
@@ -87,8 +51,6 @@ import logging
 import math
 import os
 import signal
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -152,7 +114,7 @@ def start_watchdog(seconds, what):
 
 
 # --------------------------------------------------------------------------------------
-# Dask imports (lazily, so that --help and gen-certs work without Dask)
+# Dask imports (lazily, so that --help and message-set work without Dask)
 # --------------------------------------------------------------------------------------
 
 
@@ -631,56 +593,6 @@ async def cmd_echo_listen(args):
     return 0
 
 
-def make_bench_handler():
-    from distributed.comm import CommClosedError
-
-    async def handler(comm):
-        peer = comm.peer_address
-        logger.info("bench: connection from %s", peer)
-        pipe_count = 0
-        bulk_bytes = 0
-        bulk_msgs = 0
-        read, write = comm.read, comm.write
-        try:
-            while True:
-                msg = await read()
-                op = msg.get("op") if type(msg) is dict else None
-                if op == "ping":
-                    await write({"op": "pong", "i": msg.get("i")})
-                elif op == "pipe":
-                    pipe_count += 1
-                elif op == "bulk":
-                    bulk_bytes += len(msg["data"])
-                    bulk_msgs += 1
-                elif op == "count":
-                    await write({"op": "count", "count": pipe_count})
-                    pipe_count = 0
-                elif op == "bulk-done":
-                    await write({"op": "bulk-done", "bytes": bulk_bytes, "messages": bulk_msgs})
-                    bulk_bytes = bulk_msgs = 0
-                else:
-                    await write(msg)
-        except CommClosedError:
-            logger.info("bench: %s closed", peer)
-        except Exception:
-            logger.exception("bench: error on connection from %s", peer)
-        finally:
-            await comm.close()
-
-    return handler
-
-
-async def cmd_bench_server(args):
-    import_dask(args.compression)
-    listener = await dask_listen(args.tls, make_bench_handler(), deserialize=True)
-    emit({"ready": True, "mode": "bench-server", "address": listener.contact_address, "pid": os.getpid()})
-    try:
-        await serve_until_done(args)
-    finally:
-        listener.stop()
-    return 0
-
-
 # --------------------------------------------------------------------------------------
 # subcommands: clients
 # --------------------------------------------------------------------------------------
@@ -868,187 +780,7 @@ async def cmd_serialized_roundtrip(args):
 
 
 # --------------------------------------------------------------------------------------
-# bench client
-# --------------------------------------------------------------------------------------
-
-
-class BenchError(Exception):
-    pass
-
-
-async def bench_roundtrips(comm, max_trips, max_seconds):
-    write, read = comm.write, comm.read
-    lat = []
-    pc = time.perf_counter_ns
-    deadline = pc() + int(max_seconds * 1e9)
-    start = pc()
-    i = 0
-    while i < max_trips:
-        t0 = pc()
-        await write({"op": "ping", "i": i})
-        r = await read()
-        t1 = pc()
-        if r.get("op") != "pong" or r.get("i") != i:
-            raise BenchError(f"bad pong for i={i}: {r!r}"[:300])
-        lat.append(t1 - t0)
-        i += 1
-        if t1 > deadline:
-            break
-    elapsed = (pc() - start) / 1e9
-    return {"trips": i, "per_s": i / elapsed, "median_us": statistics.median(lat) / 1000,
-            "p99_us": sorted(lat)[int(0.99 * (len(lat) - 1))] / 1000}
-
-
-async def bench_pipelined(comm, max_n, max_seconds):
-    write = comm.write
-    t0 = time.perf_counter()
-    deadline = t0 + max_seconds
-    n = 0
-    while n < max_n:
-        for _ in range(min(1000, max_n - n)):
-            await write({"op": "pipe", "i": n})
-            n += 1
-        if time.perf_counter() > deadline:
-            break
-    await write({"op": "count"})
-    r = await read_reply(comm, 60)
-    elapsed = time.perf_counter() - t0
-    if r.get("op") != "count" or r.get("count") != n:
-        raise BenchError(f"pipelined: sent {n}, server counted {r!r}"[:300])
-    return {"messages": n, "per_s": n / elapsed, "seconds": elapsed}
-
-
-async def bench_bulk(comm, size, max_count, max_seconds, acked=False):
-    """One-way bulk: max_count messages of `size` bytes back to back, then bulk-done.
-    acked=True: every bulk message is followed by bulk-done and its reply (one in flight)."""
-    data = pattern_bytes(size)
-    write = comm.write
-    t0 = time.perf_counter()
-    deadline = t0 + max_seconds
-    count = 0
-    while count < max_count:
-        await write({"op": "bulk", "data": data})
-        count += 1
-        if acked:
-            await write({"op": "bulk-done"})
-            r = await read_reply(comm, 60)
-            if r.get("op") != "bulk-done" or r.get("bytes") != size or r.get("messages") != 1:
-                raise BenchError(f"bulk (acked): sent {size} B, server acked {r!r}"[:300])
-        if time.perf_counter() > deadline:
-            break
-    if not acked:
-        await write({"op": "bulk-done"})
-        r = await read_reply(comm, 60)
-        if r.get("op") != "bulk-done" or r.get("bytes") != size * count or r.get("messages") != count:
-            raise BenchError(f"bulk: sent {count} x {size} B, server acked {r!r}"[:300])
-    elapsed = time.perf_counter() - t0
-    return {"messages": count, "MiB": size * count / MiB, "MiBps": size * count / MiB / elapsed,
-            "seconds": elapsed}
-
-
-BULK_PHASES = [
-    # (output key, message size, acked)
-    ("bulk_16MiB", 16 * MiB, False),
-    ("bulk_1MiB", 1 * MiB, False),
-    ("bulk_16MiB_acked", 16 * MiB, True),
-    ("bulk_1MiB_acked", 1 * MiB, True),
-]
-
-
-async def run_bench_client(address, tls, opts):
-    comm = await dask_connect(address, tls)
-    try:
-        raw = {"roundtrip": [], "pipelined": [], **{k: [] for k, _, _ in BULK_PHASES}}
-        # warm-up (also warms the allocators of both processes)
-        await bench_roundtrips(comm, 200, 1.0)
-        await bench_pipelined(comm, 5000, 1.0)
-        for _, size, acked in BULK_PHASES:
-            await bench_bulk(comm, size, 4 if size > MiB else 32, 1.0, acked)
-        for _ in range(opts.reps):
-            raw["roundtrip"].append(await bench_roundtrips(comm, opts.trips, opts.trip_seconds))
-            raw["pipelined"].append(await bench_pipelined(comm, opts.pipelined, opts.pipelined_seconds))
-            for key, size, acked in BULK_PHASES:
-                raw[key].append(await bench_bulk(comm, size, max(1, opts.bulk_total_mib * MiB // size),
-                                                 opts.bulk_seconds, acked))
-        med = statistics.median
-        out = {
-            "roundtrip_per_s": round(med(r["per_s"] for r in raw["roundtrip"]), 1),
-            "roundtrip_median_us": round(med(r["median_us"] for r in raw["roundtrip"]), 1),
-            "pipelined_per_s": round(med(r["per_s"] for r in raw["pipelined"]), 1),
-        }
-        for key, _, _ in BULK_PHASES:
-            out[key + "_MiBps"] = round(med(r["MiBps"] for r in raw[key]), 1)
-        out["reps"] = opts.reps
-        out["negotiated"] = comm.handshake_options
-        out["raw"] = {k: [{kk: round(vv, 3) if isinstance(vv, float) else vv for kk, vv in r.items()} for r in v]
-                      for k, v in raw.items()}
-        return out
-    finally:
-        await comm.close()
-
-
-async def cmd_bench_client(args):
-    import_dask(args.compression)
-    label = args.label or args.address.split("://", 1)[0]
-    res = await run_bench_client(args.address, args.tls, args)
-    emit({"ok": True, label: res})
-    return 0
-
-
-def spawn_server(argv, timeout=30):
-    """Start this script as a server child; return (Popen, ready_dict)."""
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
-    box = {}
-
-    def rd():
-        box["line"] = p.stdout.readline()
-
-    t = threading.Thread(target=rd, daemon=True)
-    t.start()
-    t.join(timeout)
-    line = box.get("line")
-    if not line:
-        p.kill()
-        raise RuntimeError(f"server {argv} did not become ready")
-    ready = json.loads(line)
-    if not ready.get("ready"):
-        p.kill()
-        raise RuntimeError(f"server {argv} failed: {ready}")
-    return p, ready
-
-
-def stop_server(p):
-    try:
-        p.stdin.close()
-    except Exception:
-        pass
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
-async def cmd_bench(args):
-    import_dask(args.compression)
-    out = {"ok": True}
-    transports = [("tcp", None)] + ([("tls", args.tls)] if args.tls else [])
-    common = ["--compression", args.compression]
-    for label, tls in transports:
-        argv = ["bench-server", *common] + (["--tls", *tls] if tls else [])
-        p, ready = spawn_server(argv)
-        try:
-            out[label] = await run_bench_client(ready["address"], tls, args)
-            logger.info("bench %s: %s", label, {k: v for k, v in out[label].items() if k != "raw"})
-        finally:
-            stop_server(p)
-    emit(out)
-    return 0
-
-
-# --------------------------------------------------------------------------------------
-# helpers: message-set dump, certificates
+# helpers: message-set dump
 # --------------------------------------------------------------------------------------
 
 
@@ -1064,139 +796,84 @@ def cmd_message_set(args):
     return 0
 
 
-def cmd_gen_certs(args):
-    d = os.path.abspath(args.dir)
-    os.makedirs(d, exist_ok=True)
-
-    def run(*cmd):
-        subprocess.run(cmd, check=True, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-
-    with open(os.path.join(d, "leaf.ext"), "w") as f:
-        f.write(
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth,clientAuth\n"
-            "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
-            "subjectKeyIdentifier=hash\n"
-            "authorityKeyIdentifier=keyid,issuer\n"
-        )
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "30", "-subj", "/CN=rxcomm interop test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.csr",
-        "-subj", "/CN=localhost")
-    run("openssl", "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "cert.pem", "-days", "30", "-extfile", "leaf.ext")
-    emit({"ok": True, "ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "cert.pem"),
-          "key": os.path.join(d, "key.pem")})
-    return 0
-
-
 # --------------------------------------------------------------------------------------
-# main
+# command line (add_common_options and run_command serve bench/sides/dask_side.py too)
 # --------------------------------------------------------------------------------------
+
+
+def add_common_options(sp, tls=True, server=False, timeout=60.0):
+    if tls:
+        sp.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"), default=None,
+                        help="use tls:// with this CA file, certificate and key (PEM)")
+    sp.add_argument("--compression", default="auto", choices=["auto", "none", "lz4"],
+                    help="compression advertised in the handshake (default auto = lz4 here)")
+    sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
+    if server:
+        sp.add_argument("--lifetime", type=float, default=300.0,
+                        help="exit after this many seconds at the latest (default 300)")
+        sp.add_argument("--no-stdin-watch", action="store_true",
+                        help="do not exit when stdin reaches EOF")
+    else:
+        sp.add_argument("--timeout", type=float, default=timeout,
+                        help=f"hard deadline for the whole command (default {timeout:g} s)")
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-
-    def common(sp, tls=True, server=False, timeout=60.0):
-        if tls:
-            sp.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"), default=None,
-                            help="use tls:// with this CA file, certificate and key (PEM)")
-        sp.add_argument("--compression", default="auto", choices=["auto", "none", "lz4"],
-                        help="compression advertised in the handshake (default auto = lz4 here)")
-        sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
-        if server:
-            sp.add_argument("--lifetime", type=float, default=300.0,
-                            help="exit after this many seconds at the latest (default 300)")
-            sp.add_argument("--no-stdin-watch", action="store_true",
-                            help="do not exit when stdin reaches EOF")
-        else:
-            sp.add_argument("--timeout", type=float, default=timeout,
-                            help=f"hard deadline for the whole command (default {timeout:g} s)")
-
     sp = sub.add_parser("scheduler", help="run a distributed.Scheduler")
-    common(sp, server=True)
+    add_common_options(sp, server=True)
     sp = sub.add_parser("echo-listen", help="distributed.comm.listen echo server")
-    common(sp, server=True)
+    add_common_options(sp, server=True)
     sp.add_argument("--deserialize", choices=["true", "false"], default="true")
-    sp = sub.add_parser("bench-server", help="bench server (see the bench wire protocol)")
-    common(sp, server=True)
 
     sp = sub.add_parser("roundtrip", help="send the interop message set to an echo server")
     sp.add_argument("address")
     sp.add_argument("--only", nargs="+", metavar="NAME", help="only these message names")
-    common(sp)
+    add_common_options(sp)
     sp = sub.add_parser("serialized-roundtrip", help="Serialize/ToPickle payloads through an echo server")
     sp.add_argument("address")
-    common(sp)
+    add_common_options(sp)
     sp = sub.add_parser("identity", help="ask a Dask server for its identity")
     sp.add_argument("address")
-    common(sp)
-
-    def bench_opts(sp):
-        sp.add_argument("--reps", type=int, default=3)
-        sp.add_argument("--trips", type=int, default=5000, help="max round trips per repetition")
-        sp.add_argument("--trip-seconds", type=float, default=2.0, help="max seconds of round trips per rep")
-        sp.add_argument("--pipelined", type=int, default=50_000, help="max pipelined messages per rep")
-        sp.add_argument("--pipelined-seconds", type=float, default=1.5,
-                        help="stop writing pipelined messages after this many seconds (checked every 1000)")
-        sp.add_argument("--bulk-total-mib", type=int, default=256,
-                        help="max MiB sent per repetition and bulk phase (default 256)")
-        sp.add_argument("--bulk-seconds", type=float, default=1.5,
-                        help="stop writing bulk messages after this many seconds")
-
-    sp = sub.add_parser("bench-client", help="benchmark a bench server at ADDRESS")
-    sp.add_argument("address")
-    sp.add_argument("--label", default=None, help="output key (default: the address scheme)")
-    common(sp)
-    bench_opts(sp)
-    sp = sub.add_parser("bench", help="spawn bench-server children and benchmark tcp (and tls)")
-    common(sp, timeout=120.0)
-    bench_opts(sp)
+    add_common_options(sp)
 
     sp = sub.add_parser("message-set", help="print msgpack frame 0 of each interop message")
     sp.add_argument("--max-hex", type=int, default=4096, help="print hex for frames up to this size")
     sp.add_argument("-v", "--verbose", action="store_true")
-    sp = sub.add_parser("gen-certs", help="make a throwaway CA and cert/key in DIR (openssl CLI)")
-    sp.add_argument("dir")
-    sp.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
-ASYNC_CMDS = {
+COMMANDS = {
     "scheduler": cmd_scheduler,
     "echo-listen": cmd_echo_listen,
-    "bench-server": cmd_bench_server,
     "roundtrip": cmd_roundtrip,
     "serialized-roundtrip": cmd_serialized_roundtrip,
     "identity": cmd_identity,
-    "bench-client": cmd_bench_client,
-    "bench": cmd_bench,
+    "message-set": cmd_message_set,
 }
-SYNC_CMDS = {"message-set": cmd_message_set, "gen-certs": cmd_gen_certs}
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run_command(args, commands, name="dask_peer"):
+    """Run ``commands[args.cmd]`` (a coroutine function, or a plain one) with logging to
+    stderr, the client deadline (``--timeout``), a JSON error line on failure, and a hard
+    exit (never hang on executor threads)."""
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format=f"[dask_peer {args.cmd} %(process)d] %(asctime)s %(name)s %(levelname)s: %(message)s",
+        format=f"[{name} {args.cmd} %(process)d] %(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     if not args.verbose:
         for noisy in ("asyncio", "tornado"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    command = commands[args.cmd]
     try:
-        if args.cmd in SYNC_CMDS:
-            code = SYNC_CMDS[args.cmd](args)
+        if not asyncio.iscoroutinefunction(command):
+            code = command(args)
         else:
             if hasattr(args, "timeout"):
                 start_watchdog(args.timeout, args.cmd)
-            code = asyncio.run(ASYNC_CMDS[args.cmd](args))
+            code = asyncio.run(command(args))
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException as e:
@@ -1204,6 +881,10 @@ def main(argv=None):
         emit({"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
         code = 1
     hard_exit(code)
+
+
+def main(argv=None):
+    run_command(build_parser().parse_args(argv), COMMANDS)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Self-test of dask_peer.py: every subcommand, Python <-> Python, over tcp and tls.
 
-    /usr/bin/python3 interop/selftest.py [--bench]
+    npm run build && /usr/bin/python3 interop/selftest.py
 
 Spawns servers the way a Node test does (stdin a pipe, first stdout line = ready JSON),
 runs the clients, checks exit codes and JSON lines, and checks that servers exit when
-their stdin is closed.  Exit 0 if all checks pass.
+their stdin is closed.  Exit 0 if all checks pass.  The certificates come from rxcomm's
+one generator, createTestCertificates() in the built dist/testing (hence the build).
 """
 
 import json
@@ -13,12 +14,12 @@ import shutil
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "dask_peer.py")
+TESTING = os.path.join(HERE, "..", "dist", "testing")
 PY = "/usr/bin/python3"
 failures = []
 
@@ -63,23 +64,33 @@ def run_client(*argv, timeout=150):
     return r.returncode, lines, r.stderr, time.time() - t0
 
 
-def main():
-    bench = "--bench" in sys.argv
-    certs = tempfile.mkdtemp(prefix="rxcomm-certs-")
-    rc, lines, err, _ = run_client("gen-certs", certs)
-    check(rc == 0 and lines[0]["ok"], "gen-certs")
-    tls = ["--tls", lines[0]["ca"], lines[0]["cert"], lines[0]["key"]]
+def make_certs():
+    """{"dir", "ca", "server", "client", ...} from rxcomm/testing's createTestCertificates()."""
+    script = ("require(process.argv[1]).createTestCertificates()"
+              ".then((c) => process.stdout.write(JSON.stringify(c)))")
+    r = subprocess.run(["node", "-e", script, os.path.abspath(TESTING)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        sys.exit(f"cannot make certificates (run npm run build first?): {r.stderr[-1000:]}")
+    return json.loads(r.stdout)
 
-    for label, t in (("tcp", []), ("tls", tls)):
+
+def main():
+    certs = make_certs()
+    ca = certs["ca"]["certFile"]
+    # Servers present the server certificate, clients the client one: mutual TLS, one CA.
+    tls_server = ["--tls", ca, certs["server"]["certFile"], certs["server"]["keyFile"]]
+    tls = ["--tls", ca, certs["client"]["certFile"], certs["client"]["keyFile"]]
+
+    for label, t, ts in (("tcp", [], []), ("tls", tls, tls_server)):
         # scheduler + identity
-        p, ready = start_server("scheduler", *t)
+        p, ready = start_server("scheduler", *ts)
         check(ready.get("address", "").startswith(label + "://"), f"scheduler {label}: address scheme")
         rc, lines, err, dt = run_client("identity", ready["address"], *t)
         check(rc == 0 and lines and lines[-1].get("type") == "Scheduler", f"identity vs scheduler {label}: {lines}")
         stop_server(p, f"scheduler {label}")
 
         for deser in ("true", "false"):
-            p, ready = start_server("echo-listen", "--deserialize", deser, *t)
+            p, ready = start_server("echo-listen", "--deserialize", deser, *ts)
             rc, lines, err, dt = run_client("roundtrip", ready["address"], *t)
             summary = lines[-1] if lines else {}
             check(rc == 0 and summary.get("summary") and summary.get("failed") == 0,
@@ -99,18 +110,9 @@ def main():
                   f"identity vs echo {label} fails cleanly (the echo has no 'type'): rc={rc}")
             stop_server(p, f"echo-listen {label} deserialize={deser}")
 
-        # bench server + client (short settings unless --bench)
-        p, ready = start_server("bench-server", *t)
-        quick = [] if bench else ["--reps", "1", "--trips", "500", "--pipelined", "2000",
-                                  "--bulk-total-mib", "64"]
-        rc, lines, err, dt = run_client("bench-client", ready["address"], *t, *quick)
-        res = lines[-1].get(label) if lines else None
-        check(rc == 0 and res and res["roundtrip_per_s"] > 0, f"bench-client {label}: "
-              + json.dumps({k: v for k, v in (res or {}).items() if k != "raw"}) + f" ({dt:.1f} s)")
-        stop_server(p, f"bench-server {label}")
 
     # wrong transport: plain client against a TLS echo server must fail cleanly
-    p, ready = start_server("echo-listen", *tls)
+    p, ready = start_server("echo-listen", *tls_server)
     rc, lines, err, dt = run_client("roundtrip", ready["address"].replace("tls://", "tcp://"),
                                     "--only", "nil", "--timeout", "30")
     check(rc == 1 and lines and not lines[-1]["ok"], f"tcp client vs tls server fails (rc={rc}, {dt:.1f} s)")
@@ -130,13 +132,7 @@ def main():
         rc = "killed"
     check(rc == 0, f"echo-listen --lifetime 3 exits by itself (rc={rc})")
 
-    if bench:
-        rc, lines, err, dt = run_client("bench", *tls, "--timeout", "150", timeout=200)
-        check(rc == 0 and lines and lines[-1].get("ok"), f"bench (tcp+tls): {dt:.1f} s")
-        print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "raw"} if isinstance(v, dict) else v
-                          for k, v in (lines[-1] if lines else {}).items()}))
-
-    shutil.rmtree(certs, ignore_errors=True)
+    shutil.rmtree(certs["dir"], ignore_errors=True)
     print(f"\n{len(failures)} failure(s)")
     for f in failures:
         print("  -", f)

@@ -1,13 +1,14 @@
 /**
- * The baseline: the same bench server and client as rxcomm-side.ts, written as plain
- * Node with no framework, the best we know how. It speaks Dask's wire protocol
- * (handshake, u64 LE `T, N, lengths, frames`, msgpack frame 0), so its client could talk
- * to a Dask bench-server, and it does everything rxcomm does per message: encode,
- * frame, batch, parse, decode every message, count the bytes.
+ * The baseline: the bench server and client as the best plain Node we know how to
+ * write. It is deliberately independent of rxcomm: it imports nothing from lib/ (nor the
+ * `rxcomm` package), only node:net, node:tls and msgpackr, plus protocol.ts for the
+ * bench's phases, which hold no rxcomm code. Had it shared rxcomm's framing or
+ * buffering, a ratio against it would measure rxcomm against itself.
  *
- *     node dist-scripts/bench/bare-side.js server <tcp|tls> [--tls CA CERT KEY]
- *     node dist-scripts/bench/bare-side.js client <address> <tcp|tls> [--tls CA CERT KEY]
- *         [options as rxcomm-side.js] [--copy-large-bins]
+ * It speaks Dask's wire protocol (handshake, u64 LE `T, N, lengths, frames`, msgpack
+ * frame 0), so its client could talk to Dask's bench server, and it does everything
+ * rxcomm does per message: encode, frame, batch, parse, decode every message, count the
+ * bytes. Command line: see sideMain in protocol.ts, plus `--copy-large-bins` (below).
  *
  * How it goes fast:
  * - Writing: msgpackr's Packr encodes straight into a 64 KiB slab, leaving room in front
@@ -32,7 +33,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Packr, Unpackr, REUSE_BUFFER_MODE, RESERVE_START_SPACE } from 'msgpackr';
-import { benchHandler, emit, fail, sideMain, type BenchPeer, type TlsFiles } from './common';
+import { benchHandler, fail, sideMain, type BenchPeer, type TlsFiles } from './protocol';
 
 const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 const MAX_MESSAGE_SIZE = 1024 * 1024 * 1024;
@@ -506,7 +507,7 @@ function hostPort(address: string): [string, number] {
   return [location.slice(0, colon).replace(/^\[|\]$/g, ''), Number(location.slice(colon + 1))];
 }
 
-async function serve(transport: string, files: TlsFiles | undefined): Promise<void> {
+async function serve(transport: string, files: TlsFiles | undefined): Promise<{ address: string }> {
   const accept = (socket: net.Socket) => {
     socket.setNoDelay(true);
     const connection = new BareConnection(socket);
@@ -530,7 +531,7 @@ async function serve(transport: string, files: TlsFiles | undefined): Promise<vo
     server.listen({ host: '127.0.0.1', port: 0 }, resolve);
   });
   const { port } = server.address() as net.AddressInfo;
-  emit({ ready: true, mode: 'bare-bench-server', address: `${transport}://127.0.0.1:${port}`, pid: process.pid });
+  return { address: `${transport}://127.0.0.1:${port}` };
 }
 
 async function open(address: string, transport: string, files: TlsFiles | undefined): Promise<net.Socket> {
@@ -550,16 +551,12 @@ async function open(address: string, transport: string, files: TlsFiles | undefi
   });
 }
 
+/** `write` returns a promise only when the writer must wait: promisePerWrite false. */
 function peerOf(connection: BareConnection): BenchPeer {
-  return {
-    write: (message) => connection.write(message),
-    promisePerWrite: false,
-    read: () => connection.read(),
-    close: () => connection.close(),
-  };
+  return { write: (message) => connection.write(message), promisePerWrite: false, read: () => connection.read() };
 }
 
-sideMain('bare-side.js', {
+sideMain('bare', {
   serve,
   async connect(address, transport, args) {
     const connection = new BareConnection(await open(address, transport, args.tls), args.flags.has('--copy-large-bins'));
