@@ -68,29 +68,24 @@ export function parseHostPort(
   defaultPort?: number,
 ): [host: string, port: number] {
   if (Array.isArray(address)) return [address[0], address[1]];
-  const original = address as string;
-  expectString(original);
+  expectString(address);
+  // Like Dask, messages quote the address without its scheme.
+  const schemeAt = address.indexOf('://');
+  const rest = schemeAt >= 0 ? address.slice(schemeAt + 3) : address;
   const fail = (): never => {
-    throw new AddressError(`invalid address ${pyRepr(original)}`);
+    throw new AddressError(`invalid address ${pyRepr(rest)}; maybe: ipv6 needs brackets like [::1]`);
   };
   const portOrDefault = (): number => {
-    if (defaultPort === undefined) {
-      throw new AddressError(`missing port number in address ${pyRepr(original)}`);
-    }
+    if (defaultPort === undefined) throw new AddressError(`missing port number in address ${pyRepr(rest)}`);
     return defaultPort;
   };
   const toPort = (text: string): number => {
-    if (!/^\s*[+]?\d+\s*$/.test(text)) {
-      throw new AddressError(`invalid port number ${pyRepr(text)} in address ${pyRepr(original)}`);
-    }
+    // Python's int() message; unlike Dask, ports past 65535 are refused here, not at bind.
+    if (!/^\s*[+]?\d+\s*$/.test(text)) throw new AddressError(`invalid literal for int() with base 10: ${pyRepr(text)}`);
     const port = Number(text);
-    if (port > 65535) throw new AddressError(`port out of range in address ${pyRepr(original)}`);
+    if (port > 65535) throw new AddressError(`port out of range in address ${pyRepr(rest)}`);
     return port;
   };
-
-  let rest = original;
-  const schemeAt = rest.indexOf('://');
-  if (schemeAt >= 0) rest = rest.slice(schemeAt + 3);
 
   if (rest.startsWith('[')) {
     const close = rest.indexOf(']');
@@ -104,11 +99,7 @@ export function parseHostPort(
   const colon = rest.lastIndexOf(':');
   if (colon < 0) return [rest, portOrDefault()];
   const host = rest.slice(0, colon);
-  if (host.includes(':')) {
-    throw new AddressError(
-      `invalid address ${pyRepr(original)}; maybe: ipv6 needs brackets like [::1]`,
-    );
-  }
+  if (host.includes(':')) return fail();
   return [host, toPort(rest.slice(colon + 1))];
 }
 

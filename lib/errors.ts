@@ -3,7 +3,8 @@
  * branch without parsing messages, and wraps the low-level error as `cause`.
  */
 
-interface ErrorOptionsWithCause {
+/** The options every rxcomm error takes: the low-level error it wraps. */
+export interface ErrorOptionsWithCause {
   cause?: unknown;
 }
 

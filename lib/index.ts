@@ -23,6 +23,7 @@ export { writeTo } from './comm/write-to';
 export { connect } from './connect/connect';
 export {
   AbortError,
+  type ErrorOptionsWithCause,
   AddressError,
   CommClosedError,
   ConfigError,

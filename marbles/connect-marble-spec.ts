@@ -110,7 +110,7 @@ describe('connect policy (marbles)', () => {
     });
   });
 
-  it('should give up at the overall deadline with the last error as cause', () => {
+  it('should give up at the overall deadline, with no cause when every attempt hung', () => {
     testScheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
       const first = cold<Connection>('-');
       const second = cold<Connection>('-');
@@ -129,8 +129,66 @@ describe('connect policy (marbles)', () => {
       expectSubscriptions(first.subscriptions).toBe('^ 19ms !');
       expectSubscriptions(second.subscriptions).toBe('30ms ^ 69ms !');
       testScheduler.flush();
-      expect(cause).toBeInstanceOf(CommClosedError);
-      expect((cause as Error).message).toBe('connect attempt to marble://x timed out after 20 ms');
+      expect(cause).toBeUndefined(); // the per-attempt timer is policy, not a failure
+
+    });
+  });
+
+  it('should give up at the overall deadline with the last real failure as cause, not the attempt timer', () => {
+    testScheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const refused = new CommClosedError('connection refused');
+      const first = cold<Connection>('5ms #', undefined, refused);
+      const second = cold<Connection>('-');
+      attempts = [first, second];
+      let cause: unknown;
+      const result$ = connect('marble://x', { timeout: 100, scheduler: testScheduler, random: () => 1 }).pipe(
+        catchError((err: Error) => {
+          cause = err.cause;
+          return of(err.name);
+        }),
+      );
+      expectObservable(result$).toBe('100ms (e|)', { e: 'ConnectTimeoutError' });
+      // refused at 5; backoff 10 ms; the second attempt hangs from 15 to the deadline
+      expectSubscriptions(first.subscriptions).toBe('^ 4ms !');
+      expectSubscriptions(second.subscriptions).toBe('15ms ^ 84ms !');
+      testScheduler.flush();
+      expect(cause).toBe(refused);
+    });
+  });
+
+  it('should end the attempt in flight with an AbortError when its signal aborts', () => {
+    testScheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const hanging = cold<Connection>('-');
+      attempts = [hanging];
+      const controller = new AbortController();
+      testScheduler.schedule(() => controller.abort(new Error('user left')), 7);
+      expectObservable(outcome(connect('marble://x', { scheduler: testScheduler, signal: controller.signal }))).toBe(
+        '7ms (e|)',
+        { e: 'AbortError: connect() was aborted' },
+      );
+      expectSubscriptions(hanging.subscriptions).toBe('^ 6ms !');
+    });
+  });
+
+  it('should fail at once with an AbortError when the signal has already aborted, opening nothing', () => {
+    testScheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const never = cold<Connection>('-');
+      attempts = [never];
+      const controller = new AbortController();
+      controller.abort();
+      expectObservable(outcome(connect('marble://x', { scheduler: testScheduler, signal: controller.signal }))).toBe('(e|)', {
+        e: 'AbortError: connect() was aborted',
+      });
+      expectSubscriptions(never.subscriptions).toBe([]);
+    });
+  });
+
+  it('should ignore an abort after the comm was emitted', () => {
+    testScheduler.run(({ cold, expectObservable }) => {
+      attempts = [cold<Connection>('-(c|)', { c: answeringConnection() })];
+      const controller = new AbortController();
+      testScheduler.schedule(() => controller.abort(), 20);
+      expectObservable(outcome(connect('marble://x', { scheduler: testScheduler, signal: controller.signal }))).toBe('-(c|)');
     });
   });
 

@@ -81,6 +81,26 @@ describe('listener lifecycle (marbles)', () => {
     expect((rejected[0] as { error: Error }).error.message).toMatch(/within 50 ms/);
   });
 
+  it('should run the handshake timeout on the scheduler given as an option', () => {
+    // Outside run(): only the scheduler passed in `scheduler` is virtual, so flush()
+    // reaching the timeout proves the listener's timer runs there.
+    const rejected: CommStatus[] = [];
+    const sub = status$.subscribe((e) => e.type === 'listen:rejected' && rejected.push(e));
+    const [, silentServerEnd] = createConnectionPair({ scheduler: testScheduler });
+    events$ = new Observable<ListenEvent>((subscriber) => {
+      subscriber.next(bound);
+      subscriber.next({ type: 'connection', connection: silentServerEnd });
+    });
+    const serving = listen('marblelisten://l', { handshakeTimeout: 50, scheduler: testScheduler }).subscribe();
+    expect(rejected).toHaveLength(0);
+    testScheduler.flush();
+    expect(testScheduler.now()).toBe(50);
+    expect(rejected).toHaveLength(1);
+    expect((rejected[0] as { error: Error }).error.message).toMatch(/within 50 ms/);
+    serving.unsubscribe();
+    sub.unsubscribe();
+  });
+
   it('should error when binding fails', () => {
     testScheduler.run(({ cold, expectObservable }) => {
       events$ = cold<ListenEvent>('--#', undefined, new Error('EADDRINUSE'));

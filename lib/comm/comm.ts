@@ -86,7 +86,11 @@ export class Comm implements Observer<unknown> {
   /** What `close()` returns, the same promise each time. */
   private closed$: Promise<void> | undefined;
 
-  /** @internal Comms are made by `connect()`, `listen()` and `rxcomm/testing`. */
+  /**
+   * Wraps a connected transport end. `connect()`, `listen()` and `rxcomm/testing` make
+   * comms; call this only for a `Connection` of your own (a fake backend), with every
+   * setting given. The handshake is not run: see `acceptHandshake` in `rxcomm/testing`.
+   */
   constructor(
     private readonly connection: Connection,
     settings: CommSettings,

@@ -71,7 +71,7 @@ export class Listener extends Observable<Comm> {
     }),
   );
 
-  /** @internal Use `listen()`. */
+  /** The same as `listen(address, handleComm, config)`, which reads better. */
   constructor(
     readonly address: string,
     private readonly handleComm: CommHandler | undefined,

@@ -4,11 +4,14 @@
  *
  * ## Example
  * ```ts
- * new TestScheduler(assertDeepEqual).run(({ cold, expectObservable }) => {
- *   const [client, server] = createCommPair({ scheduler: testScheduler, delay: 1 });
- *   server.read$.pipe(map((n) => n * 2)).subscribe(server);
- *   cold('a-b|', { a: 1, b: 2 }).subscribe(client);
- *   expectObservable(client.read$).toBe('-x-y|', { x: 2, y: 4 });
+ * it('doubles each number two frames later', () => {
+ *   const testScheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+ *   testScheduler.run(({ cold, expectObservable }) => {
+ *     const [client, server] = createCommPair({ scheduler: testScheduler, delay: 1 });
+ *     server.read$.pipe(map((n) => (n as number) * 2)).subscribe(server);
+ *     cold('a-b--|', { a: 1, b: 2 }).subscribe(client);
+ *     expectObservable(client.read$).toBe('--x-y|', { x: 2, y: 4 });
+ *   });
  * });
  * ```
  */

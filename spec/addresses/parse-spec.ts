@@ -75,8 +75,17 @@ describe('parseHostPort', () => {
     expect(() => parseHostPort('::1')).toThrow("invalid address '::1'; maybe: ipv6 needs brackets like [::1]");
   });
 
-  it.each(['[::1', '[::1]x', '[::1]8786'])('should fail on malformed bracket notation %j', (address) => {
-    expect(() => parseHostPort(address)).toThrow(`invalid address '${address}'`);
+  it.each(['[::1', '[::1]x', '[::1]8786'])('should fail on malformed bracket notation %j with Dask message', (address) => {
+    expect(() => parseHostPort(address)).toThrow(`invalid address '${address}'; maybe: ipv6 needs brackets like [::1]`);
+  });
+
+  it('should quote the address without its scheme, as Dask does', () => {
+    expect(() => parseHostPort('tcp://::1:80')).toThrow("invalid address '::1:80'; maybe: ipv6 needs brackets like [::1]");
+    expect(() => parseHostPort('tcp://localhost')).toThrow("missing port number in address 'localhost'");
+  });
+
+  it("should say what Python's int() says of a port that is not a number", () => {
+    expect(() => parseHostPort('h:abc')).toThrow("invalid literal for int() with base 10: 'abc'");
   });
 
   it.each(['h:abc', 'h:-1', 'h:99999', 'h:'])('should fail on a bad port %j', (address) => {

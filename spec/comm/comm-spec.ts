@@ -1,4 +1,4 @@
-import { firstValueFrom, from, map, Subscription, take, toArray, filter } from 'rxjs';
+import { config, firstValueFrom, from, map, Subscription, take, toArray, filter } from 'rxjs';
 import { CommClosedError, status$, writeTo, type CommStatus } from 'rxcomm';
 import { collect, connectPair, transports, type Connected } from '../helpers/transports';
 
@@ -91,15 +91,34 @@ describe.each(transports)('Comm over $name', (transport) => {
     await expect(pair.client.read()).rejects.toBeInstanceOf(CommClosedError);
   });
 
-  it('should error the peer reader with CommClosedError on abort', async () => {
+  it('should error the peer reader with CommClosedError on abort, and complete its own', async () => {
     const serverEnd = collect(pair.server.read$);
     const clientEnd = collect(pair.client.read$);
     pair.client.abort();
     const { error } = await serverEnd;
     expect(error).toBeInstanceOf(CommClosedError);
-    expect((await clientEnd).error).toBeInstanceOf(CommClosedError);
+    expect((await clientEnd).error).toBeUndefined(); // this side asked for the end: no error
+    await expect(pair.client.read()).rejects.toBeInstanceOf(CommClosedError);
     expect(pair.server.closed).toBe(true);
     await expect(pair.server.write('x')).rejects.toBeInstanceOf(CommClosedError);
+  });
+
+  it('should not crash a reader without an error handler when its own comm aborts', async () => {
+    const unhandled = jest.fn();
+    const previous = config.onUnhandledError;
+    config.onUnhandledError = unhandled;
+    try {
+      const seen: unknown[] = [];
+      let completed = false;
+      pair.client.read$.subscribe({ next: (m) => seen.push(m), complete: () => (completed = true) });
+      pair.client.read$.subscribe((m) => seen.push(m)); // the usual first-hour code: no error handler
+      pair.client.abort();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(completed).toBe(true);
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      config.onUnhandledError = previous;
+    }
   });
 
   it('should make a fast writer wait for a slow reader, then deliver everything', async () => {

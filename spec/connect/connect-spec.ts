@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { filter, firstValueFrom, toArray, take } from 'rxjs';
 import {
+  AbortError,
   AddressError,
   CommClosedError,
   connect,
@@ -38,11 +39,14 @@ describe('connect', () => {
     sub.unsubscribe();
   });
 
-  it('should fail at once on a bad address, an unknown scheme or bad config', async () => {
+  it('should fail at once on a bad address or an unknown scheme', async () => {
     await expect(firstValueFrom(connect('tcp://::1:80'))).rejects.toBeInstanceOf(AddressError);
     await expect(firstValueFrom(connect('tcp://localhost'))).rejects.toThrow("missing port number in address 'localhost'");
     await expect(firstValueFrom(connect('udp://127.0.0.1:80'))).rejects.toBeInstanceOf(UnknownSchemeError);
-    await expect(firstValueFrom(connect('tcp://127.0.0.1:80', { timeout: -1 }))).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('should throw a ConfigError at the call for bad options, before anything is opened', () => {
+    expect(() => connect('tcp://127.0.0.1:80', { timeout: -1 })).toThrow(ConfigError);
   });
 
   it('should retry a closed tcp port, then time out with the refusal as cause', async () => {
@@ -67,6 +71,29 @@ describe('connect', () => {
     expect(sockets.length).toBeGreaterThanOrEqual(2); // first attempt capped at 100 ms, then retried
     await new Promise((resolve) => setTimeout(resolve, 50));
     for (const socket of sockets) expect(socket.destroyed || socket.readableEnded).toBe(true);
+    sockets.forEach((s) => s.destroy());
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('should end the attempt with an AbortError when its signal aborts, closing its socket', async () => {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined); // the client resets it
+      sockets.push(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const controller = new AbortController();
+    const pending = firstValueFrom(connect(`tcp://127.0.0.1:${port}`, { signal: controller.signal })).catch((e: Error) => e);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort(new Error('shutting down'));
+    const error = (await pending) as AbortError;
+    expect(error).toBeInstanceOf(AbortError);
+    expect(error.code).toBe('ABORT_ERR');
+    expect((error.cause as Error).message).toBe('shutting down');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0].destroyed || sockets[0].readableEnded).toBe(true);
     sockets.forEach((s) => s.destroy());
     await new Promise((resolve) => server.close(resolve));
   });

@@ -3,7 +3,7 @@
  * adding an entry here: `describe.each(transports)`.
  */
 import { firstValueFrom, type Observable } from 'rxjs';
-import { firstExternalIpv4 } from '../../lib/addresses/local-ip';
+import { firstExternalIpv4 } from '../../lib/transports/local-ip';
 import { security } from './certs';
 import { connect, type Comm, type ConnectConfig, type ListenConfig, type Listener, listen } from 'rxcomm';
 

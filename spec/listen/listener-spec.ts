@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { filter, firstValueFrom, take } from 'rxjs';
-import { connect, getBackend, listen, ListenError, status$, type Comm, type CommStatus } from 'rxcomm';
+import { CommClosedError, connect, getBackend, listen, ListenError, status$, type Comm, type CommStatus } from 'rxcomm';
 import { createConnectionPair } from 'rxcomm/testing';
 import { transports } from '../helpers/transports';
 
@@ -38,6 +38,31 @@ describe.each(transports)('Listener over $name', (transport) => {
     expect(await client.read()).toEqual({ hello: 'world' });
     listener.stop();
     await client.close();
+  });
+
+  it('should take a handler that returns what it likes (a Subscription), and abort comms whose handler rejects', async () => {
+    // Compiles under strict TypeScript: the handler's return type is unknown.
+    const echo = listen(transport.listenAddress, (comm) => comm.read$.subscribe(comm), transport.config());
+    await echo.start();
+    const client = await firstValueFrom(connect(echo.contactAddress, transport.config()));
+    await client.write('echo');
+    expect(await client.read()).toBe('echo');
+    await client.close();
+    echo.stop();
+
+    const failing = listen(
+      transport.listenAddress,
+      async (comm) => {
+        await comm.read();
+        throw new Error('handler failed');
+      },
+      transport.config(),
+    );
+    await failing.start();
+    const doomed = await firstValueFrom(connect(failing.contactAddress, transport.config()));
+    await doomed.write('trigger');
+    await expect(doomed.read()).rejects.toBeInstanceOf(CommClosedError); // the server side aborted
+    failing.stop();
   });
 
   it('should give 100 listeners distinct addresses', async () => {

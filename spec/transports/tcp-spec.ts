@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { filter, firstValueFrom, take, toArray } from 'rxjs';
 import {
@@ -9,6 +10,7 @@ import {
   ProtocolError,
   status$,
   type Comm,
+  type CommStatus,
   type ListenConfig,
 } from 'rxcomm';
 import { golden, GOLDEN_IDENTITY_REPLY } from '../fixtures/golden';
@@ -123,6 +125,23 @@ describe('tcp against Dask golden bytes', () => {
 });
 
 describe('tcp faults', () => {
+  it('should fail a connect to a peer that does not speak Dask (an HTTP server) at once, with a ProtocolError saying so', async () => {
+    const server = http.createServer((_request, response) => response.end('hello'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const address = `tcp://127.0.0.1:${port}`;
+    const retries: CommStatus[] = [];
+    const watching = status$.pipe(filter((e) => e.type === 'connect:retry' && e.address === address)).subscribe((e) => retries.push(e));
+    const error = (await firstValueFrom(connect(address, { timeout: 20_000 })).catch((e: Error) => e)) as Error;
+    watching.unsubscribe();
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).not.toBeInstanceOf(MessageTooLargeError);
+    expect(error.message).toMatch(/the peer does not speak Dask's protocol: it sent "HTTP\/1\.1 400 Bad Request/);
+    expect(retries).toEqual([]); // one attempt, not retried until the timeout
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
   it('should abort a comm whose peer announces 2^63 bytes, naming limit and size, and keep serving', async () => {
     const server = await echoListener({ maxMessageSize: 1024 * 1024 });
     const header = Buffer.alloc(8);
@@ -196,12 +215,12 @@ describe('tcp faults', () => {
     await comm.close();
     expect(await timedOut).toMatchObject({ type: 'comm:close-timeout', timeout: 200, localAddress: comm.localAddress });
     expect(comm.closed).toBe(true);
-    expect(await ended).toBeInstanceOf(CommClosedError);
+    expect(await ended).toEqual([]); // the abort was this side's own: read$ completes
     await server.close();
   });
 
   it('should send large buffers by reference, without copying them', async () => {
-    const { FrameWriter } = await import('../../lib/transports/socket/frame-writer');
+    const { FrameWriter } = await import('../../lib/protocol');
     const { daskCodec } = await import('rxcomm');
     const big = Buffer.alloc(1024 * 1024, 1);
     const writer = new FrameWriter();
