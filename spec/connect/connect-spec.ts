@@ -59,63 +59,58 @@ describe('connect', () => {
   });
 
   it('should time out an attempt whose server accepts and never handshakes, closing its socket', async () => {
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      socket.on('error', () => undefined); // the client resets it
-      sockets.push(socket);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    const error = await firstValueFrom(connect(`tcp://127.0.0.1:${port}`, { timeout: 500 })).catch((e) => e);
+    const server = await silentServer();
+    const error = await firstValueFrom(connect(server.address, { timeout: 500 })).catch((e) => e);
     expect(error).toBeInstanceOf(ConnectTimeoutError);
-    expect(sockets.length).toBeGreaterThanOrEqual(2); // first attempt capped at 100 ms, then retried
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const socket of sockets) expect(socket.destroyed || socket.readableEnded).toBe(true);
-    sockets.forEach((s) => s.destroy());
-    await new Promise((resolve) => server.close(resolve));
+    expect(server.sockets.length).toBeGreaterThanOrEqual(2); // first attempt capped at 100 ms, then retried
+    await server.expectAllClosed();
   });
 
   it('should end the attempt with an AbortError when its signal aborts, closing its socket', async () => {
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      socket.on('error', () => undefined); // the client resets it
-      sockets.push(socket);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
+    const server = await silentServer();
     const controller = new AbortController();
-    const pending = firstValueFrom(connect(`tcp://127.0.0.1:${port}`, { signal: controller.signal })).catch((e: Error) => e);
+    const pending = firstValueFrom(connect(server.address, { signal: controller.signal })).catch((e: Error) => e);
     await new Promise((resolve) => setTimeout(resolve, 100));
     controller.abort(new Error('shutting down'));
     const error = (await pending) as AbortError;
     expect(error).toBeInstanceOf(AbortError);
     expect(error.code).toBe('ABORT_ERR');
     expect((error.cause as Error).message).toBe('shutting down');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(sockets).toHaveLength(1);
-    expect(sockets[0].destroyed || sockets[0].readableEnded).toBe(true);
-    sockets.forEach((s) => s.destroy());
-    await new Promise((resolve) => server.close(resolve));
+    expect(server.sockets).toHaveLength(1);
+    await server.expectAllClosed();
   });
 
   it('should abort the attempt when unsubscribed before it connects', async () => {
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => {
-      socket.on('error', () => undefined); // the client resets it
-      sockets.push(socket);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    const sub = connect(`tcp://127.0.0.1:${port}`).subscribe();
+    const server = await silentServer();
+    const sub = connect(server.address).subscribe();
     await new Promise((resolve) => setTimeout(resolve, 100));
     sub.unsubscribe();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(sockets).toHaveLength(1);
-    expect(sockets[0].destroyed || sockets[0].readableEnded).toBe(true);
-    sockets.forEach((s) => s.destroy());
-    await new Promise((resolve) => server.close(resolve));
+    expect(server.sockets).toHaveLength(1);
+    await server.expectAllClosed();
   });
 });
+
+/** A TCP server on loopback that accepts and never answers; it records its sockets. */
+async function silentServer() {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined); // the client resets it
+    sockets.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    address: `tcp://127.0.0.1:${port}`,
+    sockets,
+    /** Checks the client left no socket open, then stops the server. */
+    async expectAllClosed() {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const socket of sockets) expect(socket.destroyed || socket.readableEnded).toBe(true);
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
