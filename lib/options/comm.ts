@@ -8,7 +8,7 @@ export interface CommConfig {
    */
   readHighWaterMark?: number;
   /**
-   * The same bound in wire bytes: reading pauses when the kept messages hold this many.
+   * The same bound in wire bytes: reading pauses when the unread messages hold this many.
    * @default 67108864 (64 MiB)
    */
   readHighWaterMarkBytes?: number;

@@ -318,7 +318,6 @@ export function describeInterop(name: string, body: () => void): void {
     });
     return;
   }
-  // eslint-disable-next-line no-console
   console.warn(`Skipping interop suite "${name}": ${detail}. Install it with: apt-get install python3-distributed`);
   describe.skip(`${name} [skipped: ${detail}]`, body);
 }
