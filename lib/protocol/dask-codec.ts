@@ -8,6 +8,7 @@
  * numbers start at 1 and follow the order in which the encoder meets the values.
  */
 import { ProtocolError } from '../errors';
+import { concatBytes } from './bytes';
 import type { FramePieces, MessageCodec } from './codec';
 import { MsgpackEncoder, type ObjectHook, decodeDaskDefaults, packMessage, unpackMessage } from './msgpack';
 import { Pickled, Serialized } from './serialized';
@@ -114,7 +115,7 @@ export class DaskCodec implements MessageCodec {
       const frames = this.payloadFrames('__Serialized__', at as number, header);
       if (this.deserialize && isPlainMsgpack(header)) {
         // Dask's msgpack_loads: the frames joined, read without its object hook.
-        return unpackMessage(frames.length === 1 ? frames[0] : Buffer.concat(frames), null);
+        return unpackMessage(frames.length === 1 ? frames[0] : concatBytes(frames), null);
       }
       return new Serialized(header, frames, headerBytes);
     }

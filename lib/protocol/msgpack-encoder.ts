@@ -22,14 +22,19 @@
  * - bigint: the smallest int that holds it (uint64/int64 for large ones); beyond 64 bits
  *   a RangeError.
  * - boolean, null, undefined: true/false, nil, nil.
- * - Uint8Array (Buffer), other typed arrays, DataView, ArrayBuffer: bin of their bytes.
+ * - Uint8Array (Node's Buffer too), other typed arrays, DataView, ArrayBuffer: bin of their bytes.
  * - Array: array (Python reads a tuple). Plain object: map of its own enumerable keys.
  * - Map: map with each key encoded natively (an array key is a tuple key to Python).
  * - Set: `{"__Set__": true, "as-list": [...]}`, which Dask's msgpack hook reads as a set.
  * - anything else: `encodeDefault(value)` if given and it returns something else; else
  *   `toJSON()` if the value has one (a Date becomes its ISO string); else the map of its
  *   own enumerable properties. Functions and symbols are a TypeError.
+ *
+ * Output is written into `Uint8Array` slabs from bytes.ts (Buffers on Node), with plain
+ * byte stores for the integers (cheaper than Buffer's checked writers, and the same in a
+ * browser) and a DataView for floats and 64-bit bigints.
  */
+import { allocUnsafeSlow, fromHex, utf8Length, writeUtf8 } from './bytes';
 
 /** Like Python's `default=`: replaces a value the encoder has no rule for. Return the value itself to decline. */
 export type EncodeDefault = (value: object) => unknown;
@@ -53,11 +58,13 @@ const MAX_UINT64 = (1n << 64n) - 1n;
 const MIN_INT64 = -(1n << 63n);
 
 /** `82 a7 "__Set__" c3 a8 "as-list"`: the fixed start of Dask's encoding of a set. */
-const SET_PREFIX = Buffer.from('82a75f5f5365745f5fc3a761732d6c697374', 'hex');
+const SET_PREFIX = fromHex('82a75f5f5365745f5fc3a761732d6c697374');
 
 export class MsgpackEncoder {
   private readonly encodeDefault: EncodeDefault | undefined;
-  private buf: Buffer = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  private buf: Uint8Array = allocUnsafeSlow(SLAB_SIZE);
+  /** Over all of `buf`, for floats and bigints: replaced with it. */
+  private view = viewOf(this.buf);
   private pos = 0;
   private start = 0;
   private depth = 0;
@@ -72,14 +79,15 @@ export class MsgpackEncoder {
 
   /**
    * The msgpack bytes of `value`. The result is a view into a slab shared with later
-   * results (never overwritten); it stays valid for as long as it is referenced.
+   * results (never overwritten); it stays valid for as long as it is referenced. On Node
+   * it is a Buffer.
    */
-  encode(value: unknown): Buffer {
+  encode(value: unknown): Uint8Array {
     // A toJSON or encodeDefault that encodes something itself must not write into our message.
     if (this.busy) return new MsgpackEncoder({ encodeDefault: this.encodeDefault }).encode(value);
     this.busy = true;
     if (this.buf.length - this.pos < MIN_SLAB_ROOM) {
-      this.buf = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.setSlab(allocUnsafeSlow(SLAB_SIZE));
       this.pos = 0;
     }
     this.start = this.pos;
@@ -122,11 +130,16 @@ export class MsgpackEncoder {
     // Grow by half again what is used, so a message built of many pieces costs linear time,
     // while one large bin after a small head gets a slab barely larger than itself.
     const size = Math.max(SLAB_SIZE, used + n + (used >> 1));
-    const next = Buffer.allocUnsafeSlow(size);
-    this.buf.copy(next, 0, this.start, this.pos);
-    this.buf = next;
+    const next = allocUnsafeSlow(size);
+    next.set(this.buf.subarray(this.start, this.pos));
+    this.setSlab(next);
     this.start = 0;
     this.pos = used;
+  }
+
+  private setSlab(slab: Uint8Array): void {
+    this.buf = slab;
+    this.view = viewOf(slab);
   }
 
   private write(value: unknown): void {
@@ -187,9 +200,9 @@ export class MsgpackEncoder {
       buf[this.pos++] = value >> 8;
       buf[this.pos++] = value & 0xff;
     } else {
-      buf[this.pos++] = 0xce;
-      buf.writeUInt32BE(value, this.pos);
-      this.pos += 4;
+      buf[this.pos] = 0xce;
+      writeUint32BE(buf, this.pos + 1, value);
+      this.pos += 5;
     }
   }
 
@@ -202,13 +215,13 @@ export class MsgpackEncoder {
       buf[this.pos++] = 0xd0;
       buf[this.pos++] = value & 0xff;
     } else if (value >= -0x8000) {
-      buf[this.pos++] = 0xd1;
-      buf.writeInt16BE(value, this.pos);
-      this.pos += 2;
+      buf[this.pos] = 0xd1;
+      writeUint16BE(buf, this.pos + 1, value);
+      this.pos += 3;
     } else {
-      buf[this.pos++] = 0xd2;
-      buf.writeInt32BE(value, this.pos);
-      this.pos += 4;
+      buf[this.pos] = 0xd2;
+      writeUint32BE(buf, this.pos + 1, value);
+      this.pos += 5;
     }
   }
 
@@ -220,15 +233,15 @@ export class MsgpackEncoder {
     const high = Math.floor(value / TWO_POW_32);
     const low = value - high * TWO_POW_32;
     buf[this.pos] = value > 0 ? 0xcf : 0xd3;
-    buf.writeInt32BE(high | 0, this.pos + 1);
-    buf.writeUInt32BE(low, this.pos + 5);
+    writeUint32BE(buf, this.pos + 1, high);
+    writeUint32BE(buf, this.pos + 5, low);
     this.pos += 9;
   }
 
   private writeFloat64(value: number): void {
     this.ensure(9);
     this.buf[this.pos] = 0xcb;
-    this.buf.writeDoubleBE(value, this.pos + 1);
+    this.view.setFloat64(this.pos + 1, value);
     this.pos += 9;
   }
 
@@ -238,12 +251,12 @@ export class MsgpackEncoder {
     } else if (value > 0n && value <= MAX_UINT64) {
       this.ensure(9);
       this.buf[this.pos] = 0xcf;
-      this.buf.writeBigUInt64BE(value, this.pos + 1);
+      this.view.setBigUint64(this.pos + 1, value);
       this.pos += 9;
     } else if (value < 0n && value >= MIN_INT64) {
       this.ensure(9);
       this.buf[this.pos] = 0xd3;
-      this.buf.writeBigInt64BE(value, this.pos + 1);
+      this.view.setBigInt64(this.pos + 1, value);
       this.pos += 9;
     } else {
       throw new RangeError(`${value} does not fit in a msgpack 64-bit integer`);
@@ -257,10 +270,10 @@ export class MsgpackEncoder {
       return;
     }
     // Long: measure, then write natively with the exact header (no worst-case reservation).
-    const bytes = Buffer.byteLength(value, 'utf8');
+    const bytes = utf8Length(value);
     const header = bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5;
     this.ensure(header + bytes);
-    this.buf.write(value, this.pos + header, bytes, 'utf8');
+    writeUtf8(this.buf, value, this.pos + header, bytes);
     this.writeStringHeader(bytes, header);
   }
 
@@ -284,7 +297,7 @@ export class MsgpackEncoder {
         buf[p++] = 0x80 | ((c >> 6) & 0x3f);
         buf[p++] = 0x80 | (c & 0x3f);
       } else {
-        if ((c & 0xf800) === 0xd800) c = 0xfffd; // a lone surrogate has no UTF-8: same as Buffer.write
+        if ((c & 0xf800) === 0xd800) c = 0xfffd; // a lone surrogate has no UTF-8: same as writeUtf8
         buf[p++] = 0xe0 | (c >> 12);
         buf[p++] = 0x80 | ((c >> 6) & 0x3f);
         buf[p++] = 0x80 | (c & 0x3f);
@@ -311,10 +324,10 @@ export class MsgpackEncoder {
       buf[pos + 1] = bytes;
     } else if (header === 3) {
       buf[pos] = 0xda;
-      buf.writeUInt16BE(bytes, pos + 1);
+      writeUint16BE(buf, pos + 1, bytes);
     } else {
       buf[pos] = 0xdb;
-      buf.writeUInt32BE(bytes, pos + 1);
+      writeUint32BE(buf, pos + 1, bytes);
     }
     this.pos = pos + header + bytes;
   }
@@ -332,7 +345,7 @@ export class MsgpackEncoder {
       this.writeMap(value);
     } else if (value instanceof Set) {
       this.ensure(SET_PREFIX.length);
-      SET_PREFIX.copy(this.buf, this.pos);
+      this.buf.set(SET_PREFIX, this.pos);
       this.pos += SET_PREFIX.length;
       this.writeArray(Array.from(value));
     } else if (value instanceof ArrayBuffer) {
@@ -395,11 +408,11 @@ export class MsgpackEncoder {
       buf[this.pos++] = fix | count;
     } else if (count < 0x10000) {
       buf[this.pos] = fix16;
-      buf.writeUInt16BE(count, this.pos + 1);
+      writeUint16BE(buf, this.pos + 1, count);
       this.pos += 3;
     } else {
       buf[this.pos] = fix16 + 1;
-      buf.writeUInt32BE(count, this.pos + 1);
+      writeUint32BE(buf, this.pos + 1, count);
       this.pos += 5;
     }
   }
@@ -411,7 +424,7 @@ export class MsgpackEncoder {
       // bin32 header in the slab, then the bytes themselves as a piece of their own
       this.ensure(5);
       this.buf[this.pos] = 0xc6;
-      this.buf.writeUInt32BE(length, this.pos + 1);
+      writeUint32BE(this.buf, this.pos + 1, length);
       this.pos += 5;
       this.pieces.push(this.buf.subarray(this.start, this.pos), bytes);
       this.start = this.pos;
@@ -424,14 +437,35 @@ export class MsgpackEncoder {
       buf[this.pos++] = length;
     } else if (length < 0x10000) {
       buf[this.pos] = 0xc5;
-      buf.writeUInt16BE(length, this.pos + 1);
+      writeUint16BE(buf, this.pos + 1, length);
       this.pos += 3;
     } else {
       buf[this.pos] = 0xc6;
-      buf.writeUInt32BE(length, this.pos + 1);
+      writeUint32BE(buf, this.pos + 1, length);
       this.pos += 5;
     }
     buf.set(bytes, this.pos);
     this.pos += length;
   }
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * The low 16 bits of `value`, big-endian: a byte store keeps the low 8 bits of any
+ * integer, so this writes negative values in two's complement too.
+ */
+function writeUint16BE(target: Uint8Array, at: number, value: number): void {
+  target[at] = value >>> 8;
+  target[at + 1] = value;
+}
+
+/** The low 32 bits of `value` (signed or not), big-endian. */
+function writeUint32BE(target: Uint8Array, at: number, value: number): void {
+  target[at] = value >>> 24;
+  target[at + 1] = value >>> 16;
+  target[at + 2] = value >>> 8;
+  target[at + 3] = value;
 }

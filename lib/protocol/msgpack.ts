@@ -8,10 +8,11 @@
  *   property, so nothing is polluted and it re-encodes as it came);
  * - a map with any other key (int, float, tuple, bytes, bool, nil): a `Map` holding the
  *   keys exactly as decoded, so it re-encodes to the same keys. Tuple keys are arrays and
- *   bytes keys are Buffers, so look them up by iterating, not with `get`;
+ *   bytes keys are byte views, so look them up by iterating, not with `get`;
  * - `{"__Set__": true, "as-list": [...]}`: a `Set`, as Dask's msgpack hook does;
  * - ints: numbers up to 2^53 in magnitude, `bigint` beyond (both signs);
- * - bin: a Buffer that is a view of the input bytes (no copy);
+ * - bin: a view of the input bytes (no copy): a Buffer on Node, a Uint8Array elsewhere
+ *   (bytes.ts `asDecodeSource`);
  * - str: string; arrays (Python lists and tuples alike): arrays; float64 inf/NaN: as is.
  *
  * Known limitations, both from JS having one number type:
@@ -29,6 +30,7 @@
  */
 import { Unpackr } from 'msgpackr';
 import { ProtocolError } from '../errors';
+import { allocUnsafeSlow, asDecodeSource } from './bytes';
 import { MsgpackEncoder } from './msgpack-encoder';
 import { HAS_BIN, HAS_NON_STRING_KEY, HAS_PROTO_KEY, HAS_RESERVED_KEY, scanMsgpack } from './msgpack-scan';
 
@@ -52,16 +54,17 @@ const mapsUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64
 const defaultEncoder = new MsgpackEncoder();
 
 /**
- * The msgpack bytes Python would write for `value` (a view into a shared slab; see MsgpackEncoder).
+ * The msgpack bytes Python would write for `value` (a view into a shared slab; see
+ * MsgpackEncoder). A Buffer on Node, a Uint8Array elsewhere.
  *
  * ## Example
  *
  * ```ts
- * packMessage({ op: 'identity', reply: true }); // <Buffer 82 a2 6f 70 a8 69 64 ...>
+ * packMessage({ op: 'identity', reply: true }); // Uint8Array [0x82, 0xa2, 0x6f, 0x70, 0xa8, 0x69, 0x64, ...]
  * packMessage(new Map([[['x', 0], 1]]));        // a map with a tuple key, to Python
  * ```
  */
-export function packMessage(value: unknown): Buffer {
+export function packMessage(value: unknown): Uint8Array {
   return defaultEncoder.encode(value);
 }
 
@@ -88,8 +91,8 @@ export const decodeDaskDefaults: ObjectHook = (object) => {
  * ## Example
  *
  * ```ts
- * unpackMessage(Buffer.from('81a1610c', 'hex')); // { a: 12 }
- * unpackMessage(Buffer.from('81010c', 'hex'));   // Map { 1 => 12 }: the int key stays an int
+ * unpackMessage(Uint8Array.from([0x81, 0xa1, 0x61, 0x0c])); // { a: 12 }
+ * unpackMessage(Uint8Array.from([0x81, 0x01, 0x0c]));       // Map { 1 => 12 }: the int key stays an int
  * ```
  */
 export function unpackMessage(bytes: Uint8Array, objectHook: ObjectHook | null = decodeDaskDefaults): unknown {
@@ -114,14 +117,14 @@ const KEY_FLAGS = HAS_NON_STRING_KEY | HAS_RESERVED_KEY | HAS_PROTO_KEY;
 
 /**
  * msgpackr builds a DataView for every new source buffer (and caches it on the buffer).
- * Each frame is a new Buffer view, so that was ~150 ns of a ~330 ns decode of a small
+ * Each frame is a new view, so that was ~150 ns of a ~330 ns decode of a small
  * message. A small message without bins (so the decoded value holds no view of its
  * source) is copied into one scratch buffer instead, whose DataView msgpackr keeps.
  * (Decoding from a view of the whole chunk with start/end was slower: msgpackr picks
  * its string strategy by the absolute end offset.)
  */
 const SCRATCH_SIZE = 2048;
-const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE);
+const scratch = allocUnsafeSlow(SCRATCH_SIZE);
 
 function unpackFrom(unpackr: Unpackr, bytes: Uint8Array, flags: number): unknown {
   const length = bytes.length;
@@ -129,7 +132,8 @@ function unpackFrom(unpackr: Unpackr, bytes: Uint8Array, flags: number): unknown
     scratch.set(bytes);
     return unpackr.unpack(scratch, length);
   }
-  return unpackr.unpack(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, length));
+  // Bins decode as views of this source, so it decides their class: see asDecodeSource.
+  return unpackr.unpack(asDecodeSource(bytes));
 }
 
 /** Walks a tree decoded with maps as objects, giving maps with `__` keys to the hook. */
@@ -139,7 +143,7 @@ function reviveObjects(value: unknown, hook: ObjectHook): unknown {
     for (let i = 0; i < value.length; i++) value[i] = reviveObjects(value[i], hook);
     return value;
   }
-  // Only plain objects, arrays and bins (Buffers) come out of this path.
+  // Only plain objects, arrays and bins (byte views) come out of this path.
   if (ArrayBuffer.isView(value)) return value;
   const object = value as Record<string, unknown>;
   let reserved = false;
@@ -157,7 +161,7 @@ function reviveMaps(value: unknown, hook: ObjectHook | null): unknown {
     for (let i = 0; i < value.length; i++) value[i] = reviveMaps(value[i], hook);
     return value;
   }
-  // Only Maps, arrays and bins (Buffers) come out of this path.
+  // Only Maps, arrays and bins (byte views) come out of this path.
   if (ArrayBuffer.isView(value)) return value;
   const map = value as Map<unknown, unknown>;
   let allStrings = true;

@@ -19,7 +19,7 @@ function u64(value: number | bigint): Buffer {
 }
 
 /** A message as Dask writes it, or with another T (newer Dask's shorter one, or garbage). */
-function framed(frames: Buffer[], announced?: number | bigint): Buffer {
+function framed(frames: Uint8Array[], announced?: number | bigint): Buffer {
   const preludeSize = 8 * (1 + frames.length);
   const total = preludeSize + frames.reduce((sum, frame) => sum + frame.length, 0);
   return Buffer.concat([u64(announced ?? total), u64(frames.length), ...frames.map((f) => u64(f.length)), ...frames]);

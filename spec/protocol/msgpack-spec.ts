@@ -41,7 +41,7 @@ describe('msgpack as Python writes it', () => {
 
   describe.each(Object.keys(python.values))('%s', (name) => {
     it("should encode to Python's bytes", () => {
-      expect(packMessage(jsValues[name]).toString('hex')).toBe(python.values[name]);
+      expect(Buffer.from(packMessage(jsValues[name])).toString('hex')).toBe(python.values[name]);
     });
 
     it("should decode Python's bytes", () => {

@@ -2,8 +2,8 @@
  * Reading Dask's framing (layout in header.ts): `FrameParser` turns a byte stream into
  * messages, each a list of frames.
  */
-import { constants as bufferConstants } from 'buffer';
 import { MessageTooLargeError, ProtocolError } from '../../errors';
+import { allocUnsafe, MAX_BYTE_LENGTH } from '../bytes';
 import { exactUint64, HIGH_WORD_UNSAFE, headerSize, preludeSize, readUint32, TWO_POW_32, WORD_SIZE } from './header';
 
 export interface FrameParserConfig {
@@ -71,7 +71,7 @@ const QUOTE_LIMIT = 40;
 export class FrameParser {
   private readonly maxMessageSize: number;
   private readonly maxFrameCount: number;
-  /** No single Buffer can be larger than this, whatever maxMessageSize says. */
+  /** No single byte array can be larger than this here, whatever maxMessageSize says (bytes.ts). */
   private readonly maxFrameLength: number;
   private readonly onMessage: (frames: Uint8Array[], nbytes: number) => void;
 
@@ -87,11 +87,11 @@ export class FrameParser {
   private sizeAfterAnnounced = 0;
   private frames: Uint8Array[] = [];
   /** A frame that spans chunks: allocated once at its final size, filled as chunks arrive. */
-  private partialFrame: Buffer | null = null;
+  private partialFrame: Uint8Array | null = null;
   private partialFrameFill = 0;
 
   /** One prelude integer split between chunks. */
-  private readonly intScratch = Buffer.alloc(WORD_SIZE);
+  private readonly intScratch = new Uint8Array(WORD_SIZE);
   private intScratchFill = 0;
   /** No T read yet: an implausible first T may be a peer that speaks another protocol. */
   private atStreamStart = true;
@@ -102,7 +102,7 @@ export class FrameParser {
     if (!(maxFrameCount >= 1)) throw new RangeError(`maxFrameCount must be at least 1, got ${maxFrameCount}`);
     this.maxMessageSize = maxMessageSize;
     this.maxFrameCount = maxFrameCount;
-    this.maxFrameLength = Math.min(maxMessageSize, bufferConstants.MAX_LENGTH);
+    this.maxFrameLength = Math.min(maxMessageSize, MAX_BYTE_LENGTH);
     this.onMessage = onMessage;
   }
 
@@ -114,8 +114,11 @@ export class FrameParser {
     return this.state !== READ_ANNOUNCED_SIZE || this.intScratchFill !== 0;
   }
 
-  /** Feeds the next chunk of the stream; calls `onMessage` for every message it completes. */
-  push(chunk: Buffer): void {
+  /**
+   * Feeds the next chunk of the stream; calls `onMessage` for every message it completes.
+   * Frames that lie within the chunk are views of it, of its class (Buffers for a Buffer).
+   */
+  push(chunk: Uint8Array): void {
     if (this.failure !== undefined) throw this.failure;
     try {
       this.consume(chunk);
@@ -125,7 +128,7 @@ export class FrameParser {
     }
   }
 
-  private consume(chunk: Buffer): void {
+  private consume(chunk: Uint8Array): void {
     const end = chunk.length;
     let pos = 0;
     while (pos < end) {
@@ -147,8 +150,10 @@ export class FrameParser {
         high = readUint32(chunk, pos + 4);
         pos += WORD_SIZE;
       } else {
+        // At most 8 bytes: a loop is cheaper than a view and a native copy.
         const take = Math.min(WORD_SIZE - this.intScratchFill, end - pos);
-        chunk.copy(this.intScratch, this.intScratchFill, pos, pos + take);
+        const scratch = this.intScratch;
+        for (let i = 0; i < take; i++) scratch[this.intScratchFill + i] = chunk[pos + i];
         pos += take;
         this.intScratchFill += take;
         if (this.intScratchFill < WORD_SIZE) return;
@@ -174,7 +179,7 @@ export class FrameParser {
    * frames, a short `T`, a message cut by the chunk's end, a size over the limit) is left
    * to the general state machine, which also reports the errors.
    */
-  private readWholeSingleFrames(chunk: Buffer, pos: number, end: number): number {
+  private readWholeSingleFrames(chunk: Uint8Array, pos: number, end: number): number {
     const start = pos;
     while (end - pos >= SINGLE_HEADER) {
       // T at pos, N at pos + 8, len[0] at pos + 16: low words, then high words all 0.
@@ -263,11 +268,11 @@ export class FrameParser {
   private takeEmptyFrames(): void {
     const lengths = this.frameLengths;
     const frames = this.frames;
-    while (frames.length < lengths.length && lengths[frames.length] === 0) frames.push(Buffer.alloc(0));
+    while (frames.length < lengths.length && lengths[frames.length] === 0) frames.push(allocUnsafe(0));
     if (frames.length === lengths.length) this.finishMessage();
   }
 
-  private readFrames(chunk: Buffer, pos: number, end: number): number {
+  private readFrames(chunk: Uint8Array, pos: number, end: number): number {
     const lengths = this.frameLengths;
     const frames = this.frames;
     while (pos < end) {
@@ -283,11 +288,11 @@ export class FrameParser {
           continue;
         }
         // Spans chunks: one buffer at its final size, never re-allocated.
-        partial = this.partialFrame = Buffer.allocUnsafe(length);
+        partial = this.partialFrame = allocUnsafe(length);
         this.partialFrameFill = 0;
       }
       const take = Math.min(length - this.partialFrameFill, end - pos);
-      chunk.copy(partial, this.partialFrameFill, pos, pos + take);
+      partial.set(pos === 0 && take === end ? chunk : chunk.subarray(pos, pos + take), this.partialFrameFill);
       pos += take;
       this.partialFrameFill += take;
       if (this.partialFrameFill < length) return pos;

@@ -2,6 +2,7 @@
  * Writing Dask's framing (layout in header.ts): `FrameWriter` batches messages for a
  * socket; `frameMessage` and `encodePrelude` frame one message on its own.
  */
+import { allocUnsafe } from '../bytes';
 import type { FramePieces } from '../codec';
 import { headerSize, wireSize, writeHeader } from './header';
 
@@ -29,7 +30,7 @@ const BATCH_SIZE = 64 * 1024;
 export class FrameWriter {
   /** Chunks ready for the socket, in order. */
   private chunks: Uint8Array[] = [];
-  private batch = Buffer.allocUnsafe(BATCH_SIZE);
+  private batch = allocUnsafe(BATCH_SIZE);
   /** Start of the part of `batch` not yet in `chunks`. */
   private start = 0;
   private position = 0;
@@ -90,7 +91,7 @@ export class FrameWriter {
   private reserve(size: number): void {
     if (this.batch.length - this.position >= size) return;
     this.cut();
-    this.batch = Buffer.allocUnsafe(Math.max(BATCH_SIZE, size));
+    this.batch = allocUnsafe(Math.max(BATCH_SIZE, size));
     this.start = 0;
     this.position = 0;
   }
@@ -99,10 +100,10 @@ export class FrameWriter {
 /**
  * One whole message in Dask's framing, header and frames, in one buffer of its own (the
  * frames are copied): for a message written on its own, such as a refusal before
- * `socket.end()`. Streams of messages go through a `FrameWriter`.
+ * `socket.end()`. Streams of messages go through a `FrameWriter`. A Buffer on Node.
  */
-export function frameMessage(frames: readonly FramePieces[]): Buffer {
-  const message = Buffer.allocUnsafe(wireSize(frames));
+export function frameMessage(frames: readonly FramePieces[]): Uint8Array {
+  const message = allocUnsafe(wireSize(frames));
   writeHeader(message, 0, frames);
   let at = headerSize(frames.length);
   for (let i = 0; i < frames.length; i++) {
@@ -134,9 +135,9 @@ export function frameMessage(frames: readonly FramePieces[]): Buffer {
  * socket.uncork();
  * ```
  */
-export function encodePrelude(frames: readonly FramePieces[]): Buffer {
-  // allocUnsafe: writeHeader writes every byte, and small sizes come from Node's pool.
-  const header = Buffer.allocUnsafe(headerSize(frames.length));
+export function encodePrelude(frames: readonly FramePieces[]): Uint8Array {
+  // allocUnsafe: writeHeader writes every byte, and on Node small sizes come from Buffer's pool.
+  const header = allocUnsafe(headerSize(frames.length));
   writeHeader(header, 0, frames);
   return header;
 }
