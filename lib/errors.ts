@@ -82,15 +82,24 @@ export class AddressError extends Error {
   }
 }
 
-/** No backend is registered, nor installed, for an address scheme. */
+/**
+ * No backend is registered, nor installed, for an address scheme; or the scheme is one
+ * this platform cannot serve (`tcp://` in a browser), and `unavailable` says why.
+ */
 export class UnknownSchemeError extends AddressError {
   override name = 'UnknownSchemeError';
   override readonly code: string = 'ERR_UNKNOWN_SCHEME';
   constructor(
     readonly scheme: string,
     readonly knownSchemes: readonly string[],
+    /** Why this platform cannot serve a scheme it knows of; absent for a truly unknown scheme. */
+    readonly unavailable?: string,
   ) {
-    super(`unknown address scheme '${scheme}' (known schemes: [${knownSchemes.map((s) => `'${s}'`).join(', ')}])`);
+    super(
+      unavailable === undefined
+        ? `unknown address scheme '${scheme}' (known schemes: [${knownSchemes.map((s) => `'${s}'`).join(', ')}])`
+        : `address scheme '${scheme}' ${unavailable}`,
+    );
   }
 }
 

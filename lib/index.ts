@@ -1,51 +1,13 @@
 /**
- * rxcomm: Dask's `distributed.comm` layer for Node.js, as RxJS streams.
+ * rxcomm: Dask's `distributed.comm` layer for Node.js and browsers, as RxJS streams.
  *
  *   transport bytes → frames → messages → Comm (read$, write) → your operators
  *
- * This is the Node entry point: it names the built-in transports and Node's status
- * outputs (setup-node.ts), then exports the platform-neutral API.
+ * This is the Node entry point: it names the built-in transports, inproc's identity,
+ * backend discovery and Node's status outputs (platform/node.ts), then exports the
+ * platform-neutral API (api.ts). Bundlers that honour the `browser` condition take
+ * browser.ts instead.
  */
-import './setup-node';
+import './platform/node';
 
-export {
-  DEFAULT_SCHEME,
-  normalizeAddress,
-  parseAddress,
-  parseHostPort,
-  unparseAddress,
-  unparseHostPort,
-} from './addresses';
-export { getAddressHost, getAddressHostPort, getLocalAddressFor, resolveAddress } from './address-lookups';
-export { Comm, type CommSettings, type HandshakeInfo, type HandshakeOptions } from './comm/comm';
-export type { Connection, ConnectionSink } from './comm/connection';
-export { writeTo } from './comm/write-to';
-export { connect } from './connect/connect';
-export {
-  AbortError,
-  type ErrorOptionsWithCause,
-  AddressError,
-  CommClosedError,
-  ConfigError,
-  ConnectTimeoutError,
-  FatalCommClosedError,
-  HandshakeError,
-  ListenError,
-  MessageTooLargeError,
-  ProtocolError,
-  UnknownSchemeError,
-} from './errors';
-export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
-export type { CommConfig, ConnectConfig, ListenConfig, TransportConfig } from './options';
-export { daskCodec, Pickled, Serialized, type DaskCodecConfig, type FramePieces, type MessageCodec } from './protocol';
-export {
-  getBackend,
-  registerBackend,
-  type Backend,
-  type BackendListenOptions,
-  type BackendOptions,
-  type ListenEvent,
-  type SecurityConfig,
-  type TlsVersion,
-} from './registry';
-export { status$, type CommStatus } from './status';
+export * from './api';

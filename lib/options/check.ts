@@ -79,6 +79,24 @@ export const pemOrPath: Check = (name, value) => {
   if (typeof value !== 'string' && !(value instanceof Uint8Array)) fail(name, 'PEM text, a file path or a Buffer', value);
 };
 
+/** A list of web origins (`scheme://host[:port]`, as a browser sends in `Origin`) or `'*'`. */
+export const originList: Check = (name, value) => {
+  if (!Array.isArray(value)) fail(name, "an array of origins (or '*')", value);
+  for (const [i, entry] of (value as unknown[]).entries()) {
+    if (entry === '*') continue;
+    let origin: string | undefined;
+    try {
+      origin = typeof entry === 'string' ? new URL(entry).origin : undefined;
+    } catch {
+      origin = undefined;
+    }
+    // URL normalises case and drops default ports; a browser's Origin header is already normal.
+    if (typeof entry !== 'string' || origin === 'null' || origin !== entry.toLowerCase().replace(/\/$/, '')) {
+      fail(`${name}[${i}]`, "an origin such as 'https://app.example:8443' (scheme, host and port only) or '*'", entry);
+    }
+  }
+};
+
 /** Edit distance, for "did you mean". */
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -85,4 +85,14 @@ export interface ListenConfig extends TransportConfig {
    * @default asyncScheduler
    */
   scheduler?: SchedulerLike;
+  /**
+   * `ws://` and `wss://` only: web origins whose pages may open comms, as exact origins
+   * (`'https://app.example'`, `'http://127.0.0.1:8080'`) or `'*'` for any. Requests
+   * without an `Origin` header (programs, not browsers) and same-origin requests are
+   * always accepted, as Tornado (so Dask) does; any other origin is refused with HTTP 403
+   * and reported on `status$`, so that a web page a user happens to visit cannot talk to
+   * the listener (cross-site WebSocket hijacking).
+   * @default []
+   */
+  allowedOrigins?: readonly string[];
 }

@@ -12,6 +12,7 @@ import {
   checkOptions,
   duration,
   func,
+  originList,
   pemOrPath,
   plainObject,
   positiveNumber,
@@ -29,7 +30,7 @@ export const TRANSPORT_DEFAULTS = {
 
 export const CONNECT_DEFAULTS = { timeout: 30_000 } as const;
 
-export const LISTEN_DEFAULTS = { handshakeTimeout: 30_000 } as const;
+export const LISTEN_DEFAULTS = { handshakeTimeout: 30_000, allowedOrigins: [] as readonly string[] } as const;
 
 const SECURITY_CHECKS = {
   ca: pemOrPath,
@@ -78,11 +79,12 @@ const LISTEN_CHECKS = {
   handshakeTimeout: duration,
   contactHost: string,
   scheduler,
+  allowedOrigins: originList,
 } satisfies Record<keyof ListenConfig, Check>;
 
 /** Options of one function that the other takes, for a pointed message. */
 const ONLY_CONNECT = { timeout: 'connect()', random: 'connect()', signal: 'connect()' };
-const ONLY_LISTEN = { handshakeTimeout: 'listen()', contactHost: 'listen()' };
+const ONLY_LISTEN = { handshakeTimeout: 'listen()', contactHost: 'listen()', allowedOrigins: 'listen()' };
 
 /** The Comm's settings, defaults filled in (an explicit `undefined` keeps the default). */
 export function resolveCommSettings(config: CommConfig = {}): CommSettings {
@@ -140,6 +142,7 @@ export function resolveListenConfig(config: ListenConfig = {}): ListenSettings {
       ...resolveBackendOptions(config),
       handshakeTimeout: config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout,
       contactHost: config.contactHost,
+      allowedOrigins: config.allowedOrigins ?? LISTEN_DEFAULTS.allowedOrigins,
     },
     comm: resolveCommSettings(config),
     scheduler: config.scheduler ?? asyncScheduler,

@@ -1,6 +1,6 @@
 /**
  * Dask's wire protocol, apart from any transport: TCP framing, both directions (framing/:
- * the layout in header.ts, frame-parser.ts, frame-writer.ts), msgpack as
+ * the layout in header.ts, frame-parser.ts, frame-writer.ts), the WebSocket framing (ws-messages.ts), msgpack as
  * Python writes it (msgpack.ts), and the message codec with its serialized payloads
  * (dask-codec.ts, serialized.ts).
  */
@@ -8,6 +8,7 @@ export type { FramePieces, MessageCodec } from './codec';
 export { messageSize, wireSize } from './framing/header';
 export { FrameParser, type FrameParserConfig } from './framing/frame-parser';
 export { FrameWriter, frameMessage, encodePrelude } from './framing/frame-writer';
+export { countMessage, joinPieces, wsMessagesOf, WsMessageReader, type WsMessageReaderConfig } from './framing/ws-messages';
 export {
   packMessage,
   unpackMessage,

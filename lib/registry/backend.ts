@@ -33,6 +33,8 @@ export interface BackendListenOptions extends BackendOptions {
   handshakeTimeout: number;
   /** The host to advertise for a wildcard bind; `undefined` means the first external IPv4. */
   contactHost: string | undefined;
+  /** Web origins a ws listener accepts besides same-origin and no-origin requests; `'*'` is any. */
+  allowedOrigins: readonly string[];
 }
 
 /** What a listening backend emits: first `bound`, then one event per incoming peer. */

@@ -1,83 +1,10 @@
 /**
  * `rxcomm/testing`: comms whose delivery runs on a scheduler you choose, so protocols
- * built on comms can be marble-tested in `TestScheduler.run`.
+ * built on comms can be marble-tested in `TestScheduler.run` (see `pairs.ts` for an example).
  *
- * ## Example
- * ```ts
- * it('doubles each number two frames later', () => {
- *   const testScheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
- *   testScheduler.run(({ cold, expectObservable }) => {
- *     const [client, server] = createCommPair({ scheduler: testScheduler, delay: 1 });
- *     server.read$.pipe(map((n) => (n as number) * 2)).subscribe(server);
- *     cold('a-b--|', { a: 1, b: 2 }).subscribe(client);
- *     expectObservable(client.read$).toBe('--x-y|', { x: 2, y: 4 });
- *   });
- * });
- * ```
+ * This is the Node entry point of `rxcomm/testing`: the pairs (`pairs.ts`) and
+ * `createTestCertificates`, which runs the `openssl` command. Bundlers that honour the
+ * `browser` condition take `browser.ts`, the pairs alone.
  */
-import { asapScheduler, type Observable, type SchedulerLike } from 'rxjs';
-import { Comm } from '../comm/comm';
-import { resolveCommSettings, type CommConfig } from '../options';
-import type { Connection } from '../comm/connection';
-import { handshake, LOCAL_HANDSHAKE, negotiate } from '../comm/handshake';
-import { InprocConnection } from '../transports/inproc/connection';
-
-export type { Connection, ConnectionSink } from '../comm/connection';
-
-export interface TestPairConfig extends CommConfig {
-  /**
-   * Where each delivery runs.
-   * @default asapScheduler
-   */
-  scheduler?: SchedulerLike;
-  /**
-   * Time from a write to its delivery, in the scheduler's units (frames under `run`).
-   * @default 0
-   */
-  delay?: number;
-  /** Addresses of the two ends. @default ['test://a', 'test://b'] */
-  addresses?: [string, string];
-}
-
-/**
- * Two raw connections wired to each other, delivering on `scheduler`: the building
- * block for fake backends in tests. Messages pass by reference.
- */
-export function createConnectionPair(config: TestPairConfig = {}): [Connection, Connection] {
-  const { scheduler = asapScheduler, delay = 0, addresses = ['test://a', 'test://b'] } = config;
-  const deliver = (work: () => void) => {
-    scheduler.schedule(work, delay);
-  };
-  // One delivery per message, so that each takes `delay` on the scheduler's clock.
-  return InprocConnection.pair(addresses[0], addresses[1], deliver, 'each');
-}
-
-/**
- * Two connected comms, already handshaken (no handshake messages are exchanged, so
- * the first message either side reads is the first the other wrote).
- */
-export function createCommPair(config: TestPairConfig = {}): [Comm, Comm] {
-  const ends = createConnectionPair(config);
-  const settings = resolveCommSettings({
-    readHighWaterMark: config.readHighWaterMark,
-    readHighWaterMarkBytes: config.readHighWaterMarkBytes,
-    closeTimeout: config.closeTimeout,
-  });
-  const comms = ends.map((end) => new Comm(end, settings)) as [Comm, Comm];
-  for (const [comm, other] of [comms, [comms[1], comms[0]]]) {
-    comm.localInfo = { ...LOCAL_HANDSHAKE, address: comm.localAddress };
-    comm.remoteInfo = { ...LOCAL_HANDSHAKE, address: other.localAddress };
-    comm.handshakeOptions = negotiate(LOCAL_HANDSHAKE, LOCAL_HANDSHAKE);
-  }
-  return comms;
-}
-
-/**
- * Answers the handshake on `connection` as a listener would, and emits the comm. Use
- * it for the far end of a connection that a fake backend's `connect` emits.
- */
-export function acceptHandshake(connection: Connection, config: CommConfig = {}): Observable<Comm> {
-  return handshake(new Comm(connection, resolveCommSettings(config)));
-}
-
+export * from './pairs';
 export { createTestCertificates, type CertificatePair, type TestCertificates } from './certificates';

@@ -6,6 +6,9 @@
  * folder (`registry` is all of lib/registry/ and lib/registry.ts). A trailing `·` allows
  * type-only imports (`import type`, or imports whose every name is a type). A layer may
  * always import its own files.
+ *
+ * Apart from the table, `browserViolations` walks the imports from the browser entry
+ * points (`BROWSER_ENTRIES`) and fails on any path that reaches a Node built-in or `ws`.
  */
 import * as fs from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -18,14 +21,27 @@ export interface Layer {
   paths: string[];
   /** What it may import from lib/ (`*`: anything). */
   mayImport: string[];
-  /** Packages it may import: `rxjs`, `msgpackr`, `node` (Node's built-ins). */
+  /** Packages it may import: `rxjs`, `msgpackr`, `ws`, `node` (Node's built-ins), `buffer` (Node's, alone). */
   packages: string[];
 }
 
 const anything = ['*'];
 
 export const LAYERS: Layer[] = [
-  { name: 'entry', paths: ['index.ts', 'setup-node.ts'], mayImport: anything, packages: ['node'] },
+  { name: 'entry', paths: ['index.ts', 'browser.ts', 'api.ts'], mayImport: anything, packages: [] },
+  {
+    name: 'platform/node',
+    paths: ['platform/node.ts', 'platform/discover.ts'],
+    // Names the built-in transports; discover.ts reads installed packages' manifests, as Dask reads entry points.
+    mayImport: ['transports', 'registry', 'status', 'errors'],
+    packages: ['node'],
+  },
+  {
+    name: 'platform/browser',
+    paths: ['platform/browser.ts'],
+    mayImport: ['transports/inproc', 'transports/ws', 'registry', 'status', 'errors'],
+    packages: [],
+  },
   { name: 'testing', paths: ['testing'], mayImport: anything, packages: ['rxjs', 'node'] },
   {
     name: 'connect',
@@ -49,7 +65,7 @@ export const LAYERS: Layer[] = [
   {
     name: 'transports/socket',
     paths: ['transports/socket'],
-    mayImport: ['transports/local-ip', 'protocol', 'comm/connection·', 'registry/backend·', 'addresses', 'errors'],
+    mayImport: ['protocol', 'comm/connection·', 'registry/backend·', 'addresses', 'errors'],
     packages: ['rxjs', 'node'],
   },
   {
@@ -65,26 +81,38 @@ export const LAYERS: Layer[] = [
     packages: ['rxjs', 'node'],
   },
   {
-    name: 'transports/inproc',
-    paths: ['transports/inproc', 'transports/local-ip.ts'],
-    mayImport: ['comm/connection·', 'registry/backend·', 'addresses', 'errors'],
-    // local-ip reads the interface list; the browser build will give inproc its own.
-    packages: ['rxjs', 'node'],
+    // Before transports/ws: a file belongs to the first layer whose paths hold it.
+    name: 'transports/ws/node',
+    paths: ['transports/ws/node'],
+    mayImport: ['transports/ws', 'transports/socket', 'protocol', 'comm/connection·', 'registry/backend·', 'addresses', 'errors'],
+    packages: ['rxjs', 'node', 'ws'],
   },
   {
-    name: 'registry',
-    paths: ['registry'],
-    mayImport: ['comm/connection·', 'protocol/codec·', 'errors'],
-    // discover.ts reads installed packages' manifests, as Dask reads entry points.
-    packages: ['rxjs', 'node'],
+    // The platform-neutral part (the connection, the browser backend): no Node, no `ws`.
+    name: 'transports/ws',
+    paths: ['transports/ws'],
+    mayImport: ['protocol', 'comm/connection·', 'registry/backend·', 'addresses', 'errors'],
+    packages: ['rxjs'],
   },
+  {
+    name: 'transports/inproc',
+    paths: ['transports/inproc'],
+    mayImport: ['comm/connection·', 'registry/backend·', 'addresses', 'errors'],
+    packages: ['rxjs'],
+  },
+  { name: 'registry', paths: ['registry'], mayImport: ['comm/connection·', 'protocol/codec·', 'errors'], packages: ['rxjs'] },
   { name: 'comm', paths: ['comm'], mayImport: ['errors', 'status'], packages: ['rxjs'] },
-  // frame-parser.ts reads Node's largest Buffer size until the browser build replaces it.
-  { name: 'protocol', paths: ['protocol'], mayImport: ['errors'], packages: ['msgpackr', 'buffer'] },
+  { name: 'protocol', paths: ['protocol'], mayImport: ['errors'], packages: ['msgpackr'] },
   { name: 'addresses', paths: ['addresses.ts'], mayImport: ['errors'], packages: [] },
   { name: 'errors', paths: ['errors.ts'], mayImport: [], packages: [] },
   { name: 'status', paths: ['status.ts'], mayImport: [], packages: ['rxjs'] },
 ];
+
+/** The entry points a browser bundle starts from: nothing they reach may need Node. */
+export const BROWSER_ENTRIES = ['browser.ts', 'testing/browser.ts'];
+
+/** Packages a browser bundle cannot hold: Node's built-ins, and `ws` (a Node server and client). */
+const NOT_IN_BROWSERS = new Set(['node', 'buffer', 'ws']);
 
 export interface Import {
   /** The importing file, relative to lib/. */
@@ -179,4 +207,45 @@ export function libFiles(lib: string): string[] {
     .map((f) => f.split(path.sep).join('/'))
     .filter((f) => f.endsWith('.ts'))
     .sort();
+}
+
+/**
+ * The lib/ file a relative import names (`comm/connection.ts`, or `registry/index.ts` for
+ * a folder), or undefined for a package or a file `exists` does not know.
+ */
+function fileInLib(from: string, specifier: string, exists: (file: string) => boolean): string | undefined {
+  if (!specifier.startsWith('.')) return undefined;
+  const target = path.posix.join(path.posix.dirname(from), specifier).replace(/\.(js|ts)$/, '');
+  return [`${target}.ts`, `${target}/index.ts`].find(exists);
+}
+
+/**
+ * Every Node built-in (or `ws`) that a browser bundle of `entries` would take in, as the
+ * chain of files that reaches it: `browser.ts → api.ts → … → buffer`. Value imports,
+ * `export ... from`, `require()` and `import()` are followed, lazy ones too (a bundler
+ * follows them as well); type-only imports are not (they leave no code).
+ */
+export function browserViolations(entries: string[], sourceOf: (file: string) => string | undefined): string[] {
+  const found: string[] = [];
+  const exists = (file: string) => sourceOf(file) !== undefined;
+  const via = new Map<string, string[]>(entries.map((entry) => [entry, [entry]]));
+  const queue = [...entries];
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    const source = sourceOf(file);
+    if (source === undefined) continue;
+    const chain = via.get(file)!;
+    for (const { specifier, typeOnly } of importsOf(file, source)) {
+      if (typeOnly) continue;
+      const target = fileInLib(file, specifier, exists);
+      if (target !== undefined) {
+        if (!via.has(target)) {
+          via.set(target, [...chain, target]);
+          queue.push(target);
+        }
+      } else if (!specifier.startsWith('.') && NOT_IN_BROWSERS.has(packageOf(specifier))) {
+        found.push([...chain, specifier].join(' → '));
+      }
+    }
+  }
+  return found;
 }

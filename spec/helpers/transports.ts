@@ -3,7 +3,7 @@
  * adding an entry here: `describe.each(transports)`.
  */
 import { firstValueFrom, type Observable } from 'rxjs';
-import { firstExternalIpv4 } from '../../lib/transports/local-ip';
+import { firstExternalIpv4 } from '../../lib/transports/socket/local-ip';
 import { security } from './certs';
 import { connect, type Comm, type ConnectConfig, type ListenConfig, type Listener, listen } from 'rxcomm';
 
@@ -26,6 +26,8 @@ export const transports: TransportCase[] = [
   { name: 'tcp', listenAddress: 'tcp://127.0.0.1:0', config: () => ({}) },
   // One set of certificates serves both ends: the CA signed it for client and server use.
   { name: 'tls', listenAddress: 'tls://127.0.0.1:0', config: () => ({ security: security('server') }) },
+  { name: 'ws', listenAddress: 'ws://127.0.0.1:0', config: () => ({}) },
+  { name: 'wss', listenAddress: 'wss://127.0.0.1:0', config: () => ({ security: security('server') }) },
 ];
 
 /** A listener bound on `transport`, with a connected pair of comms; `close()` tears all down. */

@@ -1,7 +1,8 @@
 /**
  * The package specs test dist/, what `npm pack` ships. `npm test` builds it first (pretest);
  * run alone (`npx jest spec/package`), these specs build it when it is missing or older than
- * lib/ or the build config, one worker at a time.
+ * lib/ or the build config, one worker at a time. `installPacked` puts the packed tarball
+ * into a project as a user's `npm install` would (spec/package, spec/platform).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -77,4 +78,44 @@ export async function ensureBuilt(): Promise<void> {
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
   }
+}
+
+export interface PackResult {
+  filename: string;
+  files: { path: string }[];
+}
+
+/** `npm pack --json` of the repository (with `--dry-run`, the file list alone). */
+export function npmPack(...args: string[]): PackResult {
+  const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return (JSON.parse(out) as PackResult[])[0];
+}
+
+/** What `npm install rxcomm` brings along: the package's dependencies, and Node's types for consumers. */
+function installedAlongside(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  return [...Object.keys(pkg.dependencies ?? {}), '@types/node'];
+}
+
+/**
+ * Packs the package into `project` and extracts it as `node_modules/rxcomm`, with its
+ * dependencies (and Node's types) linked from this repository; returns where it is.
+ * Call `ensureBuilt()` first.
+ */
+export function installPacked(project: string, dependencies = installedAlongside()): string {
+  const { filename } = npmPack('--pack-destination', project);
+  const installed = path.join(project, 'node_modules', 'rxcomm');
+  fs.mkdirSync(installed, { recursive: true });
+  execFileSync('tar', ['-xzf', path.join(project, filename), '-C', installed, '--strip-components=1']);
+  for (const dep of dependencies) {
+    const link = path.join(project, 'node_modules', dep);
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(path.join(root, 'node_modules', dep), link, 'dir');
+  }
+  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+  return installed;
 }

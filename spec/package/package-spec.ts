@@ -8,21 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { ensureBuilt, root, staleOutputs } from './build';
-
-interface PackResult {
-  filename: string;
-  files: { path: string }[];
-}
-
-function npmPack(...args: string[]): PackResult {
-  const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return (JSON.parse(out) as PackResult[])[0];
-}
+import { ensureBuilt, installPacked, npmPack, root, staleOutputs } from './build';
 
 let packed: string[];
 
@@ -44,8 +30,14 @@ describe('npm pack', () => {
       'dist/index.d.ts.map',
       'dist/testing/index.js',
       'dist/testing/index.d.ts',
+      'dist/browser.js',
+      'dist/browser.d.ts',
+      'dist/testing/browser.js',
+      'dist/testing/browser.d.ts',
       'lib/index.ts',
+      'lib/browser.ts',
       'lib/testing/index.ts',
+      'lib/testing/browser.ts',
     ];
     expect(expected.filter((f) => !packed.includes(f))).toEqual([]);
   });
@@ -119,6 +111,24 @@ describe('npm pack', () => {
     }
     expect(fs.readFileSync(path.join(root, 'LICENSE'), 'utf8')).toMatch(/Anaconda, Inc\. and contributors/);
   });
+
+  it('should send bundlers for browsers to the browser entry points, by export condition and by the browser field', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    const entries: [string, string, string][] = [
+      ['.', './dist/index.js', './dist/browser.js'],
+      ['./testing', './dist/testing/index.js', './dist/testing/browser.js'],
+    ];
+    for (const [subpath, node, browser] of entries) {
+      const conditions = pkg.exports[subpath] as Record<string, string>;
+      // Order matters: a resolver takes the first condition it knows.
+      expect([subpath, Object.keys(conditions)]).toEqual([subpath, ['types', 'browser', 'default']]);
+      expect([subpath, conditions.browser, conditions.default]).toEqual([subpath, browser, node]);
+      expect([node, pkg.browser[node]]).toEqual([node, browser]);
+    }
+    for (const target of Object.values(pkg.browser as Record<string, string>)) {
+      expect([target, packed.includes(path.posix.normalize(target))]).toEqual([target, true]);
+    }
+  });
 });
 
 describe('the installed package', () => {
@@ -129,16 +139,7 @@ describe('the installed package', () => {
     // A project with the packed tarball extracted as node_modules/rxcomm, and the
     // dependencies (and Node's types) from this repository.
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxcomm-package-'));
-    const { filename } = npmPack('--pack-destination', tmp);
-    installed = path.join(tmp, 'node_modules', 'rxcomm');
-    fs.mkdirSync(installed, { recursive: true });
-    execFileSync('tar', ['-xzf', path.join(tmp, filename), '-C', installed, '--strip-components=1']);
-    for (const dep of ['rxjs', 'msgpackr', '@types/node']) {
-      const link = path.join(tmp, 'node_modules', dep);
-      fs.mkdirSync(path.dirname(link), { recursive: true });
-      fs.symlinkSync(path.join(root, 'node_modules', dep), link, 'dir');
-    }
-    fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+    installed = installPacked(tmp);
   }, 60_000);
 
   afterAll(() => {

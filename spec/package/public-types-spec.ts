@@ -2,14 +2,19 @@
  * Every type a user meets in a public signature can be named: each type declared in this
  * package that the declarations of `rxcomm` and `rxcomm/testing` refer to (parameters,
  * results, public and protected members, heritage, type aliases, transitively) is exported
- * from one of the two entry points.
+ * from one of the entry points (Node's, and the browser ones that bundlers take).
  */
 import * as path from 'node:path';
 import * as ts from 'typescript';
 import { ensureBuilt, root } from './build';
 
 const dist = path.join(root, 'dist');
-const entries = { rxcomm: path.join(dist, 'index.d.ts'), 'rxcomm/testing': path.join(dist, 'testing', 'index.d.ts') };
+const entries = {
+  rxcomm: path.join(dist, 'index.d.ts'),
+  'rxcomm/testing': path.join(dist, 'testing', 'index.d.ts'),
+  'rxcomm (browser)': path.join(dist, 'browser.d.ts'),
+  'rxcomm/testing (browser)': path.join(dist, 'testing', 'browser.d.ts'),
+};
 
 const inPackage = (decl: ts.Declaration) => decl.getSourceFile().fileName.startsWith(`${dist}/`);
 

@@ -5,13 +5,13 @@
  */
 import * as net from 'node:net';
 import { Observable } from 'rxjs';
-import { parseHostPort, unparseHostPort } from '../../addresses';
-import { firstExternalIpv4 } from '../local-ip';
-import { type CommClosedError, ListenError } from '../../errors';
+import { parseHostPort } from '../../addresses';
+import type { CommClosedError } from '../../errors';
 import { daskCodec, type MessageCodec } from '../../protocol';
 import type { Connection } from '../../comm/connection';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
-import { isWildcard, localAddressFor, resolveHostPortLocation, socketAddress } from './host';
+import { bindServer } from './bind';
+import { localAddressFor, resolveHostPortLocation, socketAddress } from './host';
 import { SocketConnection } from './socket-connection';
 
 /** A socket ready to carry messages: for tls, after its TLS handshake. */
@@ -99,31 +99,13 @@ export function streamBackend(transport: StreamTransport): Backend {
     listen(location, options) {
       return new Observable<ListenEvent>((subscriber) => {
         transport.checkOptions?.(options, 'listen');
-        const [host, port] = parseHostPort(location, 0);
         const connectionFor = connections(options);
         const server = transport.createServer(options, {
           ready: (ready) => subscriber.next({ type: 'connection', connection: connectionFor(ready) }),
           refused: (ready, reason) => subscriber.next({ type: 'refused', connection: connectionFor(ready), reason }),
           rejected: (peerAddress, error) => subscriber.next({ type: 'rejected', peerAddress, error }),
         });
-        let bound = false;
-        let listenAddress = `${scheme}://${location}`;
-
-        server.on('error', (err: NodeJS.ErrnoException) => {
-          if (bound) return; // accept errors on a bound server are per connection
-          subscriber.error(new ListenError(`Could not listen on ${listenAddress}: ${err.code ?? err.message}`, { cause: err }));
-        });
-        server.listen({ host: host === '' ? undefined : host, port }, () => {
-          bound = true;
-          const address = server.address() as net.AddressInfo;
-          listenAddress = socketAddress(scheme, address.address, address.port);
-          const contactHost = isWildcard(host) ? (options.contactHost ?? firstExternalIpv4()) : host;
-          subscriber.next({
-            type: 'bound',
-            listenAddress,
-            contactAddress: `${scheme}://${unparseHostPort(contactHost, address.port)}`,
-          });
-        });
+        bindServer(server, scheme, location, options, subscriber);
         // Stop accepting; comms already handed out stay open.
         return () => server.close();
       });

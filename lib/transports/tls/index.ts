@@ -10,21 +10,11 @@ import { HandshakeError } from '../../errors';
 import type { BackendOptions, SecurityConfig } from '../../registry/backend';
 import { socketAddress } from '../socket/host';
 import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
-import { tlsError } from './errors';
-import { checkSecurity, secureContextFor, tlsOptionsFor } from './security';
+import { tlsError } from '../socket/tls-errors';
+import { checkSecurity, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../socket/tls-security';
 
 function securityOf(options: BackendOptions, side: 'connect' | 'listen'): SecurityConfig {
-  return checkSecurity(options.security, side);
-}
-
-/** What Dask puts in `extra_info`: the peer certificate and the cipher (name, protocol, bits). */
-function tlsInfo(socket: tls.TLSSocket): Record<string, unknown> {
-  const cipher = socket.getCipher();
-  const bits = /(256|CHACHA20)/.test(cipher.name) ? 256 : /128/.test(cipher.name) ? 128 : undefined;
-  return {
-    peercert: socket.getPeerCertificate(),
-    cipher: { name: cipher.standardName ?? cipher.name, protocol: socket.getProtocol(), bits },
-  };
+  return checkSecurity(options.security, side, 'tls');
 }
 
 export const tlsBackend = streamBackend({
@@ -39,16 +29,7 @@ export const tlsBackend = streamBackend({
     const security = securityOf(options, 'connect');
     const address = `tls://${unparseHostPort(host, port)}`;
     const rawSocket = net.connect({ host, port, ...SOCKET_OPTIONS });
-    const socket = tls.connect({
-      socket: rawSocket,
-      secureContext: secureContextFor(security),
-      rejectUnauthorized: true,
-      servername: security.checkHostname && !net.isIP(host) ? (security.serverName ?? host) : security.serverName,
-      // Dask checks the chain, not the name; checkHostname turns Node's name check back on.
-      checkServerIdentity: security.checkHostname
-        ? (name, cert) => tls.checkServerIdentity(security.serverName ?? name ?? host, cert)
-        : () => undefined,
-    });
+    const socket = tls.connect({ socket: rawSocket, ...clientTlsOptions(security, host) });
     const onError = (err: Error) => failed(tlsError(err, `Could not connect to ${address}`));
     socket.once('error', onError);
     socket.once('secureConnect', () => {

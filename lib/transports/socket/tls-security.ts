@@ -1,5 +1,9 @@
-/** Turns a `SecurityConfig` into Node TLS contexts, checking it first. */
+/**
+ * Turns a `SecurityConfig` into Node TLS settings, checking it first: shared by the
+ * transports that encrypt (tls, wss), so that both verify peers the same way.
+ */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ConfigError, FatalCommClosedError } from '../../errors';
 import type { SecurityConfig } from '../../registry/backend';
@@ -18,7 +22,7 @@ function pem(name: string, value: string | Uint8Array | undefined): string | Buf
 }
 
 /** What a side needs, checked before any socket is opened. */
-export function checkSecurity(security: SecurityConfig | undefined, side: 'connect' | 'listen'): SecurityConfig {
+export function checkSecurity(security: SecurityConfig | undefined, side: 'connect' | 'listen', scheme: string): SecurityConfig {
   // A connector must verify the listener; a listener must present a certificate and,
   // when it checks clients (the default), know their CA.
   const needed: (keyof SecurityConfig)[] =
@@ -26,11 +30,11 @@ export function checkSecurity(security: SecurityConfig | undefined, side: 'conne
   const missing = needed.filter((name) => !security?.[name]);
   if (missing.length > 0) {
     throw new ConfigError(
-      `tls:// needs TLS settings to ${side}: security.${missing.join(', security.')} ${missing.length > 1 ? 'are' : 'is'} missing`,
+      `${scheme}:// needs TLS settings to ${side}: security.${missing.join(', security.')} ${missing.length > 1 ? 'are' : 'is'} missing`,
     );
   }
   if (!security!.cert !== !security!.key) {
-    throw new ConfigError('tls:// needs security.cert and security.key together');
+    throw new ConfigError(`${scheme}:// needs security.cert and security.key together`);
   }
   return security!;
 }
@@ -64,4 +68,29 @@ export function secureContextFor(security: SecurityConfig): tls.SecureContext {
     contexts.set(security, context);
   }
   return context;
+}
+
+/**
+ * A connector's TLS options: the listener's chain is always verified; its name only with
+ * `checkHostname`, as Dask checks the chain and not the name.
+ */
+export function clientTlsOptions(security: SecurityConfig, host: string): tls.ConnectionOptions {
+  return {
+    secureContext: secureContextFor(security),
+    rejectUnauthorized: true,
+    servername: security.checkHostname && !net.isIP(host) ? (security.serverName ?? host) : security.serverName,
+    checkServerIdentity: security.checkHostname
+      ? (name, cert) => tls.checkServerIdentity(security.serverName ?? name ?? host, cert)
+      : () => undefined,
+  };
+}
+
+/** What Dask puts in `extra_info`: the peer certificate and the cipher (name, protocol, bits). */
+export function tlsInfo(socket: tls.TLSSocket): Record<string, unknown> {
+  const cipher = socket.getCipher();
+  const bits = /(256|CHACHA20)/.test(cipher.name) ? 256 : /128/.test(cipher.name) ? 128 : undefined;
+  return {
+    peercert: socket.getPeerCertificate(),
+    cipher: { name: cipher.standardName ?? cipher.name, protocol: socket.getProtocol(), bits },
+  };
 }

@@ -5,10 +5,13 @@
  *     "rxcomm": { "backends": { "udp": "./udp.js" } }
  *
  * in its package.json. We look in every `node_modules` folder Node would search from
- * the current directory and from this package, scoped packages included.
+ * the current directory and from this package, scoped packages included. Node only: the
+ * Node platform hands `discoverBackend` to the registry; a browser bundle has no folders
+ * to search.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkBackend, type Backend } from '../registry';
 
 function nodeModulesFolders(): string[] {
   const folders = new Set<string>();
@@ -61,4 +64,10 @@ export function loadBackendModule(file: string): unknown {
   if (typeof exported !== 'function') return exported;
   const isClass = /^class[\s{]/.test(Function.prototype.toString.call(exported));
   return isClass ? new exported() : exported();
+}
+
+/** The installed backend declared for `scheme`, loaded and checked; undefined if none is. */
+export function discoverBackend(scheme: string): Backend | undefined {
+  const file = findBackendModule(scheme);
+  return file === undefined ? undefined : checkBackend(scheme, loadBackendModule(file), file);
 }

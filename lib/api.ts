@@ -1,0 +1,46 @@
+/**
+ * The platform-neutral API: everything `rxcomm` exports, the same from the Node entry
+ * point (`index.ts`) and the browser one (`browser.ts`). Each entry point first sets up
+ * its platform (which transports exist, where status output goes), then exports this.
+ */
+export {
+  DEFAULT_SCHEME,
+  normalizeAddress,
+  parseAddress,
+  parseHostPort,
+  unparseAddress,
+  unparseHostPort,
+} from './addresses';
+export { getAddressHost, getAddressHostPort, getLocalAddressFor, resolveAddress } from './address-lookups';
+export { Comm, type CommSettings, type HandshakeInfo, type HandshakeOptions } from './comm/comm';
+export type { Connection, ConnectionSink } from './comm/connection';
+export { writeTo } from './comm/write-to';
+export { connect } from './connect/connect';
+export {
+  AbortError,
+  type ErrorOptionsWithCause,
+  AddressError,
+  CommClosedError,
+  ConfigError,
+  ConnectTimeoutError,
+  FatalCommClosedError,
+  HandshakeError,
+  ListenError,
+  MessageTooLargeError,
+  ProtocolError,
+  UnknownSchemeError,
+} from './errors';
+export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
+export type { CommConfig, ConnectConfig, ListenConfig, TransportConfig } from './options';
+export { daskCodec, Pickled, Serialized, type DaskCodecConfig, type FramePieces, type MessageCodec } from './protocol';
+export {
+  getBackend,
+  registerBackend,
+  type Backend,
+  type BackendListenOptions,
+  type BackendOptions,
+  type ListenEvent,
+  type SecurityConfig,
+  type TlsVersion,
+} from './registry';
+export { status$, type CommStatus } from './status';
