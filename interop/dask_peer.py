@@ -12,7 +12,13 @@ JSON-LINE PROTOCOL WITH THE PARENT PROCESS
 * stdout carries JSON lines only (one object per line, flushed); logs go to stderr.
 * Server modes (``scheduler``, ``echo-listen``) print exactly one line when ready::
 
-      {"ready": true, "mode": "echo-listen", "address": "tcp://127.0.0.1:40123", "pid": 1234, ...}
+      {"ready": true, "mode": "echo-listen", "address": "tcp://127.0.0.1:40123",
+       "advertised": "tcp://127.0.0.1:40123", "pid": 1234, ...}
+
+  ``address`` is always the one to dial, on 127.0.0.1.  ``advertised`` is what Dask
+  itself advertises: the same over tcp/tls; over ws/wss Dask's listener binds every
+  interface and advertises this machine's LAN address, which the ready line rewrites
+  to ``<scheme>://127.0.0.1:<same port>`` in ``address`` (never dial ``advertised``).
 
   and then serve until (a) their stdin reaches EOF (the parent closed it or died),
   (b) SIGTERM/SIGINT, or (c) ``--lifetime`` seconds (default 300) have passed.  They exit 0.
@@ -27,11 +33,13 @@ JSON-LINE PROTOCOL WITH THE PARENT PROCESS
 
 SUBCOMMANDS (see interop/README.md)
 ===================================
-  scheduler      [--tls CA CERT KEY]
-  echo-listen    [--tls CA CERT KEY] [--deserialize true|false]
+  scheduler      [--ws] [--tls CA CERT KEY]
+  echo-listen    [--ws] [--tls CA CERT KEY] [--deserialize true|false]
   roundtrip      ADDRESS [--tls CA CERT KEY] [--only NAME ...]
   serialized-roundtrip ADDRESS [--tls CA CERT KEY]
   identity       ADDRESS [--tls CA CERT KEY]   (used by selftest.py against ``scheduler``)
+Servers listen on tcp:// (tls:// with --tls), or with --ws on ws:// (wss:// with --tls);
+clients take the scheme (tcp, tls, ws, wss) from ADDRESS and need --tls for tls/wss.
   message-set    (prints the interop message set's msgpack encodings, for byte comparison)
 Common options: --compression auto|none|lz4 (what the handshake advertises; default auto,
 which is lz4 on this machine), --timeout S, --lifetime S, --no-stdin-watch, -v.
@@ -147,11 +155,35 @@ def make_security(tls):
     )
 
 
-def listen_address(tls):
-    return ("tls" if tls else "tcp") + "://127.0.0.1:0"
+def protocol_name(tls, ws=False):
+    """tcp, tls, ws or wss: ``--tls`` picks the encrypted one, ``--ws`` the websocket one."""
+    if ws:
+        return "wss" if tls else "ws"
+    return "tls" if tls else "tcp"
+
+
+def listen_address(tls, ws=False):
+    return protocol_name(tls, ws) + "://127.0.0.1:0"
+
+
+def loopback_address(address):
+    """The address to dial for a listener of ours: Dask's ws/wss listener binds every
+    interface whatever host it is given, and advertises this machine's LAN address
+    (``ensure_concrete_host``); the specs must stay on loopback, so the ready line carries
+    ``<scheme>://127.0.0.1:<port>`` (same port) and the advertised address separately.
+    tcp/tls listeners already bind and advertise 127.0.0.1: returned unchanged."""
+    from distributed.comm.addressing import parse_address, parse_host_port, unparse_host_port
+
+    scheme, loc = parse_address(address)
+    if scheme not in ("ws", "wss"):
+        return address
+    _, port = parse_host_port(loc)
+    return f"{scheme}://{unparse_host_port('127.0.0.1', port)}"
 
 
 async def dask_connect(address, tls, deserialize=True):
+    """``address``'s scheme picks the transport (tcp/tls/ws/wss); ``tls`` gives the
+    certificates (needed for tls:// and wss://)."""
     from distributed.comm import connect
 
     sec = make_security(tls)
@@ -159,12 +191,12 @@ async def dask_connect(address, tls, deserialize=True):
     return await connect(address, timeout=CONNECT_TIMEOUT, deserialize=deserialize, **kwargs)
 
 
-async def dask_listen(tls, handler, deserialize=True):
+async def dask_listen(tls, handler, deserialize=True, ws=False):
     from distributed.comm import listen
 
     sec = make_security(tls)
     kwargs = sec.get_listen_args("scheduler") if sec else {}
-    listener = listen(listen_address(tls), handler, deserialize=deserialize, **kwargs)
+    listener = listen(listen_address(tls, ws), handler, deserialize=deserialize, **kwargs)
     await listener.start()
     return listener
 
@@ -446,9 +478,13 @@ _RECORD = {"sent": None, "recv": None}
 
 
 def install_frame_recorder():
+    """Records the frames of the last write and read, over tcp/tls and ws/wss (each comm
+    module imported ``to_frames``/``from_frames`` by name, so both are patched)."""
     import distributed.comm.tcp as tcp_mod
+    import distributed.comm.utils as utils_mod
+    import distributed.comm.ws as ws_mod
 
-    orig_to, orig_from = tcp_mod.to_frames, tcp_mod.from_frames
+    orig_to, orig_from = utils_mod.to_frames, utils_mod.from_frames
 
     async def rec_to_frames(msg, **kw):
         frames = await orig_to(msg, **kw)
@@ -459,8 +495,9 @@ def install_frame_recorder():
         _RECORD["recv"] = list(frames)
         return await orig_from(frames, **kw)
 
-    tcp_mod.to_frames = rec_to_frames
-    tcp_mod.from_frames = rec_from_frames
+    for mod in (tcp_mod, ws_mod):
+        mod.to_frames = rec_to_frames
+        mod.from_frames = rec_from_frames
 
 
 def frame_lengths(frames):
@@ -548,6 +585,29 @@ def make_echo_handler(deserialize):
     return handler
 
 
+def describe_extra_info(comm):
+    """What Dask's comm reports in ``extra_info`` (tls/wss clients: ``peercert`` and
+    ``cipher``; tcp, ws and every ws *server-side* comm: nothing), in JSON form."""
+    try:
+        extra = dict(comm.extra_info or {})
+    except Exception as e:  # pragma: no cover
+        return {"error": repr(e)}
+    out = {"keys": sorted(extra)}
+    cert = extra.get("peercert")
+    if isinstance(cert, dict):
+        subject = {}
+        for rdn in cert.get("subject", ()):
+            for k, v in rdn:
+                subject[k] = v
+        out["peercert"] = {"subject": subject, "subjectAltName": [list(x) for x in cert.get("subjectAltName", ())]}
+    elif "peercert" in extra:
+        out["peercert"] = repr(cert)
+    cipher = extra.get("cipher")
+    if isinstance(cipher, tuple) and len(cipher) == 3:
+        out["cipher"] = {"name": cipher[0], "protocol": cipher[1], "bits": cipher[2]}
+    return out
+
+
 def _safe_info(info):
     return {k: v for k, v in (info or {}).items() if k in ("compression", "python", "pickle-protocol")}
 
@@ -571,11 +631,13 @@ async def cmd_scheduler(args):
     async with Scheduler(
         host="127.0.0.1",
         port=0,
-        protocol="tls" if args.tls else "tcp",
+        protocol=protocol_name(args.tls, args.ws),
         security=sec,
         dashboard_address="127.0.0.1:0",
     ) as s:
-        emit({"ready": True, "mode": "scheduler", "address": s.address, "pid": os.getpid(), "id": s.id})
+        # over ws/wss s.address is the LAN address: dial 127.0.0.1 (see loopback_address)
+        emit({"ready": True, "mode": "scheduler", "address": loopback_address(s.address),
+              "advertised": s.address, "pid": os.getpid(), "id": s.id})
         await serve_until_done(args)
     return 0
 
@@ -583,8 +645,9 @@ async def cmd_scheduler(args):
 async def cmd_echo_listen(args):
     import_dask(args.compression)
     deserialize = args.deserialize == "true"
-    listener = await dask_listen(args.tls, make_echo_handler(deserialize), deserialize=deserialize)
-    emit({"ready": True, "mode": "echo-listen", "address": listener.contact_address,
+    listener = await dask_listen(args.tls, make_echo_handler(deserialize), deserialize=deserialize, ws=args.ws)
+    emit({"ready": True, "mode": "echo-listen", "address": loopback_address(listener.contact_address),
+          "advertised": listener.contact_address, "listen_address": listener.listen_address,
           "deserialize": deserialize, "pid": os.getpid()})
     try:
         await serve_until_done(args)
@@ -614,7 +677,8 @@ async def cmd_identity(args):
         emit({"ok": False, "error": f"unexpected identity reply: {reply!r}"[:500]})
         return 1
     emit({"ok": True, "type": reply["type"], "id": reply.get("id"), "address": reply.get("address"),
-          "keys": sorted(map(str, reply)), "remote_handshake": _safe_info(comm.remote_info)})
+          "keys": sorted(map(str, reply)), "remote_handshake": _safe_info(comm.remote_info),
+          "peer_address": comm.peer_address, "extra_info": describe_extra_info(comm)})
     return 0
 
 
@@ -633,12 +697,15 @@ async def cmd_roundtrip(args):
     comm = None
     passed = failed = 0
     failed_names = []
+    first_conn = None
     for idx, (name, msg) in enumerate(msgs):
         sent_lengths = None
         if comm is None or comm.closed():
             try:
                 comm = await dask_connect(args.address, args.tls)
                 logger.info("roundtrip: connected, remote handshake %r", _safe_info(comm.remote_info))
+                if first_conn is None:
+                    first_conn = {"peer_address": comm.peer_address, "extra_info": describe_extra_info(comm)}
             except Exception as e:
                 # cannot (re)connect: fail this and every remaining message at once
                 for n, _ in msgs[idx:]:
@@ -675,7 +742,7 @@ async def cmd_roundtrip(args):
     if comm is not None:
         await comm.close()
     emit({"ok": failed == 0, "summary": True, "total": passed + failed, "passed": passed,
-          "failed": failed, "failed_names": failed_names})
+          "failed": failed, "failed_names": failed_names, "connection": first_conn})
     return 0 if failed == 0 else 1
 
 
@@ -801,10 +868,13 @@ def cmd_message_set(args):
 # --------------------------------------------------------------------------------------
 
 
-def add_common_options(sp, tls=True, server=False, timeout=60.0):
+def add_common_options(sp, tls=True, server=False, timeout=60.0, ws=False):
     if tls:
         sp.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"), default=None,
-                        help="use tls:// with this CA file, certificate and key (PEM)")
+                        help="use tls:// (wss:// with --ws) with this CA file, certificate and key (PEM)")
+    if ws:
+        sp.add_argument("--ws", action="store_true",
+                        help="listen on ws:// (wss:// with --tls) instead of tcp:// (tls://)")
     sp.add_argument("--compression", default="auto", choices=["auto", "none", "lz4"],
                     help="compression advertised in the handshake (default auto = lz4 here)")
     sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
@@ -822,9 +892,9 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("scheduler", help="run a distributed.Scheduler")
-    add_common_options(sp, server=True)
+    add_common_options(sp, server=True, ws=True)
     sp = sub.add_parser("echo-listen", help="distributed.comm.listen echo server")
-    add_common_options(sp, server=True)
+    add_common_options(sp, server=True, ws=True)
     sp.add_argument("--deserialize", choices=["true", "false"], default="true")
 
     sp = sub.add_parser("roundtrip", help="send the interop message set to an echo server")

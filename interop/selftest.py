@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Self-test of dask_peer.py: every subcommand, Python <-> Python, over tcp and tls.
+"""Self-test of dask_peer.py: every subcommand, Python <-> Python, over tcp, tls, ws and wss.
 
     npm run build && /usr/bin/python3 interop/selftest.py
 
@@ -81,12 +81,23 @@ def main():
     tls_server = ["--tls", ca, certs["server"]["certFile"], certs["server"]["keyFile"]]
     tls = ["--tls", ca, certs["client"]["certFile"], certs["client"]["keyFile"]]
 
-    for label, t, ts in (("tcp", [], []), ("tls", tls, tls_server)):
+    # (label, client args, server args): the client's scheme comes from the address
+    for label, t, ts in (("tcp", [], []), ("tls", tls, tls_server),
+                         ("ws", [], ["--ws"]), ("wss", tls, ["--ws", *tls_server])):
         # scheduler + identity
         p, ready = start_server("scheduler", *ts)
-        check(ready.get("address", "").startswith(label + "://"), f"scheduler {label}: address scheme")
-        rc, lines, err, dt = run_client("identity", ready["address"], *t)
+        address, advertised = ready.get("address", ""), ready.get("advertised", "")
+        port = address.rsplit(":", 1)[-1]
+        check(address.startswith(label + "://127.0.0.1:"), f"scheduler {label}: dial address {address}")
+        check(advertised.startswith(label + "://") and advertised.rsplit(":", 1)[-1] == port,
+              f"scheduler {label}: advertised {advertised}, same port")
+        rc, lines, err, dt = run_client("identity", address, *t)
         check(rc == 0 and lines and lines[-1].get("type") == "Scheduler", f"identity vs scheduler {label}: {lines}")
+        if lines:
+            check(lines[-1].get("address") == advertised, f"identity {label}: the reply's address is the advertised one")
+            keys = (lines[-1].get("extra_info") or {}).get("keys")
+            want = ["cipher", "peercert"] if label in ("tls", "wss") else []
+            check(keys == want, f"identity {label}: client extra_info keys {keys} == {want}")
         stop_server(p, f"scheduler {label}")
 
         for deser in ("true", "false"):

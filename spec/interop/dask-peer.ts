@@ -31,7 +31,14 @@ export type PeerLine = Record<string, unknown>;
 export interface ReadyLine extends PeerLine {
   ready: true;
   mode: string;
+  /** The address to dial: always on 127.0.0.1 (for ws/wss, Dask's advertised address rewritten to it). */
   address: string;
+  /**
+   * The address Dask itself advertises (`Scheduler.address`, the listener's contact
+   * address): the same as `address` over tcp/tls; over ws/wss this machine's LAN address
+   * with the same port (never dialed).
+   */
+  advertised: string;
   pid: number;
 }
 

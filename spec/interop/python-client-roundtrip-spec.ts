@@ -1,16 +1,18 @@
 /**
- * Interop 2 (tcp) and 5b (tls): Python's `distributed.comm.connect` against an rxcomm
+ * Interop 2 (tcp), 5b (tls) and ws-2 (ws, wss): Python's `distributed.comm.connect` against an rxcomm
  * listener that echoes every message (`dask_peer.py roundtrip ADDRESS`). The Python
  * checker sends the 40-message interop set (interop/message_set.md: every msgpack type,
  * a 10 MB bin inline in frame 0, int/tuple/bytes/mixed map keys, 50 nested maps, a bare
  * top-level array) one at a time and checks each reply type-exactly. Proves that rxcomm
  * accepts Dask's connector (which reads the handshake first), decodes everything Dask
- * writes, and re-encodes it so that Python reads back the same values.
+ * writes, and re-encodes it so that Python reads back the same values. Over ws/wss the
+ * connector is Dask's Tornado websocket client (one binary message for the frame count,
+ * then one per frame; frame 0 of `bin-10MB` is a single 10 MB message).
  */
 import { firstValueFrom, type Subscription } from 'rxjs';
 import { type Comm, listen } from 'rxcomm';
 import { type ClientRun, describeInterop, livePeerCount, runClient, stopAllPeers } from './dask-peer';
-import { expectTlsExtraInfo, interopTransports } from './interop-transports';
+import { expectPythonClientExtraInfo, expectTlsExtraInfo, interopTransports, type PythonExtraInfo } from './interop-transports';
 import { messageSet } from './message-set';
 
 /** The failing lines of a run, short enough for an assertion message. */
@@ -89,7 +91,12 @@ describeInterop('Python Dask client against an rxcomm echo listener', () => {
       const [comm] = accepted;
       expect(comm.remoteInfo).toMatchObject({ 'pickle-protocol': 5, compression: 'lz4' });
       expect(comm.handshakeOptions.compression).toBeNull();
-      if (transport.name === 'tls') expectTlsExtraInfo(comm.extraInfo, 'client');
+      if (transport.secure) expectTlsExtraInfo(comm.extraInfo, 'client');
+      // And Python's side of that comm: it dialed our address, and over tls/wss saw our
+      // server certificate.
+      const connection = run.summary?.connection as { peer_address?: string; extra_info?: PythonExtraInfo } | undefined;
+      expect(connection?.peer_address).toBe(address);
+      expectPythonClientExtraInfo(connection?.extra_info, transport);
     }, 60_000);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Interop 3: rxcomm's connect() against a Python `distributed.comm.listen` echo server
- * (`dask_peer.py echo-listen`), sending the interop message set built in TypeScript
+ * Interop 3 (and ws-3 over ws, wss): rxcomm's connect() against a Python
+ * `distributed.comm.listen` echo server (`dask_peer.py echo-listen`, dialed on 127.0.0.1
+ * even where Dask's ws listener advertises the LAN address), sending the interop message set built in TypeScript
  * (message-set.ts, a mirror of interop/message_set.md) and checking every reply against
  * what was sent by message_set.md's equality (NaN equals NaN; bigint and number by kind,
  * as rxcomm decodes ints beyond ±2^53 to bigint; Map keys structurally).
@@ -139,7 +140,8 @@ describeInterop('rxcomm client against a Python echo listener', () => {
       const comm = await connectToEcho();
       expect(comm.remoteInfo).toMatchObject({ 'pickle-protocol': 5, compression: 'lz4' });
       expect(comm.handshakeOptions.compression).toBeNull();
-      if (transport.name === 'tls') expectTlsExtraInfo(comm.extraInfo, 'server');
+      if (transport.secure) expectTlsExtraInfo(comm.extraInfo, 'server');
+      expect(comm.peerAddress).toBe(server.ready().address);
     });
   });
 });
