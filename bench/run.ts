@@ -1,13 +1,15 @@
 /**
  * `npm run bench`, the orchestrator: rxcomm against bare Node and against Dask, side by
- * side in one run, over tcp and tls.
+ * side in one run, over tcp, tls, ws and wss.
  *
- *     npm run bench [-- --quick] [--transport tcp|tls] [--reps N] [--no-dask]
+ *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--reps N] [--no-dask]
  *     npm run bench -- --parser          (the protocol layer alone: parser.ts)
  *
- * Each side (sides/rxcomm.ts, sides/bare.ts, sides/dask_side.py) runs its server and its
- * client in child processes of their own; this file only starts them, asks for phases,
- * and hands the figures to report.ts. Why it goes as it does (bench/README.md):
+ * Each side (sides/rxcomm.ts, sides/bare.ts for tcp/tls or sides/bare_ws.ts for ws/wss,
+ * sides/dask_side.py) runs its server and its client in child processes of their own;
+ * this file only starts them, asks for phases, and hands the figures to report.ts. A
+ * transport rxcomm has no backend for (`getBackend` throws) is skipped with the reason.
+ * Why it goes as it does (bench/README.md):
  * - The two Node clients live for the whole transport (`--stepped`): one connection,
  *   Dask's warm-up once, then phases on request, as Dask's client runs in one process
  *   (a fresh process per repetition would measure V8 before its JIT is warm).
@@ -17,7 +19,8 @@
  *   stepped: it runs whole (`bench-client --reps 1`) before the Node pair in odd reps
  *   and after it in even ones (CPython has no JIT to warm).
  * - Every child has a deadline and is killed by its PID when it overruns or when the
- *   run ends; reps that would push the run past ~5 minutes are dropped and reported.
+ *   run ends; reps that would push the run past its budget (~5 minutes for the default
+ *   tcp, tls and ws) are dropped and reported.
  * Everything measured goes to bench/results/latest.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -26,22 +29,30 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
-import { IMPL_NAMES, IMPLS, reportTransport, type ClientRun, type Impl, type Transport } from './report';
+import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type ClientRun, type Impl, type Transport } from './report';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
 
 /** dist-scripts/bench/run.js → the repository: the Python side runs from its source. */
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Debian's interpreter: the only one here that can import Dask. */
 const PYTHON = '/usr/bin/python3';
-const COMMANDS: Record<Impl, [string, string[]]> = {
-  rxcomm: [process.execPath, [path.join(__dirname, 'sides', 'rxcomm.js')]],
-  bare: [process.execPath, [path.join(__dirname, 'sides', 'bare.js')]],
-  dask: [PYTHON, [path.join(ROOT, 'bench', 'sides', 'dask_side.py')]],
-};
+/** The command of a side: the bare baseline is bare.ts for tcp/tls and bare_ws.ts for ws/wss. */
+function commandOf(impl: Impl, transport: Transport): [string, string[]] {
+  if (impl === 'dask') return [PYTHON, [path.join(ROOT, 'bench', 'sides', 'dask_side.py')]];
+  const module = impl === 'bare' && isWs(transport) ? 'bare_ws' : impl;
+  return [process.execPath, [path.join(__dirname, 'sides', `${module}.js`)]];
+}
 const RESULTS = path.join(ROOT, 'bench', 'results', 'latest.json');
 
-/** The whole run should end within ~5 minutes; reps that would overrun are dropped. */
-const BUDGET_MS = 280_000;
+/**
+ * The default run (tcp, tls, ws) should end within ~5 minutes, reps that would overrun
+ * are dropped. Each transport reserves about what its 3 reps take here (ws and wss: the
+ * bulk phases run into their time limit, Dask's ws client into its own); the budget is
+ * the larger of 280 s and those reservations plus 30 s (~6 minutes with wss too).
+ */
+const MIN_BUDGET_MS = 280_000;
+const RESERVE_MS: Record<Transport, number> = { tcp: 70_000, tls: 70_000, ws: 90_000, wss: 90_000 };
+const QUICK_RESERVE_MS = 25_000;
 const SERVER_READY_MS = 45_000;
 
 // ---------------------------------------------------------------------------------------
@@ -57,10 +68,12 @@ interface RunArgs {
   options: BenchOptions;
 }
 
-const USAGE = 'usage: npm run bench [-- --quick] [--transport tcp|tls] [--reps N] [--no-dask] | npm run bench -- --parser';
+const USAGE = 'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--reps N] [--no-dask] | npm run bench -- --parser';
+/** What `npm run bench` measures without --transport. */
+const DEFAULT_TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws'];
 
 function parseArgs(argv: string[]): RunArgs {
-  const args: RunArgs = { quick: false, parser: false, transports: ['tcp', 'tls'], reps: 3, dask: true, options: { ...DASK_BENCH_DEFAULTS } };
+  const args: RunArgs = { quick: false, parser: false, transports: [...DEFAULT_TRANSPORTS], reps: 3, dask: true, options: { ...DASK_BENCH_DEFAULTS } };
   let reps: number | undefined;
   const chosen: Transport[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -71,9 +84,9 @@ function parseArgs(argv: string[]): RunArgs {
     else if (arg === '--no-dask') args.dask = false;
     else if (arg === '--transport' || arg.startsWith('--transport=')) {
       const list = value();
-      for (const t of list.split(',')) {
-        if (t !== 'tcp' && t !== 'tls') throw new Error(`--transport takes tcp or tls, got ${JSON.stringify(list)}`);
-        chosen.push(t);
+      for (const t of list === 'all' ? TRANSPORTS : list.split(',')) {
+        if (!(TRANSPORTS as readonly string[]).includes(t)) throw new Error(`--transport takes ${TRANSPORTS.join(', ')} (comma-separated), got ${JSON.stringify(list)}`);
+        chosen.push(t as Transport);
       }
     } else if (arg === '--reps' || arg.startsWith('--reps=')) {
       reps = Number(value());
@@ -126,8 +139,8 @@ class Child {
   private ended = false;
   private stderrTail = '';
 
-  constructor(impl: Impl, args: string[]) {
-    const [command, prefix] = COMMANDS[impl];
+  constructor(impl: Impl, transport: Transport, args: string[]) {
+    const [command, prefix] = commandOf(impl, transport);
     this.child = spawn(command, [...prefix, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     running.add(this.child);
     this.child.once('exit', () => running.delete(this.child));
@@ -205,12 +218,25 @@ interface Tls {
 
 const tlsArgs = (files: TlsFiles | undefined) => (files ? ['--tls', files.ca, files.cert, files.key] : []);
 
+/**
+ * ws and wss: always dial 127.0.0.1. Dask's ws listener binds every interface and
+ * advertises the LAN address (dask_side.py already prints a loopback address; this
+ * keeps any side from sending the clients off loopback).
+ */
+function dialable(transport: Transport, address: string): string {
+  if (!isWs(transport)) return address;
+  const port = /:(\d+)\/?$/.exec(address)?.[1];
+  if (port === undefined) throw new Error(`no port in ${address}`);
+  return `${transport}://127.0.0.1:${port}`;
+}
+
 async function startServer(impl: Impl, transport: Transport, tls: Tls | undefined): Promise<{ child: Child; address: string }> {
-  const child = new Child(impl, [impl === 'dask' ? 'bench-server' : 'server', ...(impl === 'dask' ? [] : [transport]), ...tlsArgs(tls?.server), '--lifetime', '600']);
+  const mode = impl === 'dask' ? ['bench-server', '--transport', transport] : ['server', transport];
+  const child = new Child(impl, transport, [...mode, ...tlsArgs(tls?.server), '--lifetime', '600']);
   const line = await child.next(SERVER_READY_MS);
-  if (line?.ready === true && typeof line.address === 'string') return { child, address: line.address };
+  if (line?.ready === true && typeof line.address === 'string') return { child, address: dialable(transport, line.address) };
   await child.stop();
-  throw new Error(`${IMPL_NAMES[impl]} ${transport} server did not start: ${(line?.error as string | undefined) ?? child.failure()}`);
+  throw new Error(`${implName(impl, transport)} ${transport} server did not start: ${(line?.error as string | undefined) ?? child.failure()}`);
 }
 
 function clientArgs(impl: Impl, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, timeoutS: number): string[] {
@@ -228,7 +254,7 @@ class SteppedClient {
   ) {}
 
   static async start(impl: Impl, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, lifetimeS: number): Promise<SteppedClient> {
-    const client = new SteppedClient(impl, new Child(impl, [...clientArgs(impl, transport, address, tls, options, lifetimeS), '--stepped']));
+    const client = new SteppedClient(impl, new Child(impl, transport, [...clientArgs(impl, transport, address, tls, options, lifetimeS), '--stepped']));
     const warm = await client.child.next(60_000);
     if (warm?.warm !== true) {
       client.error = `warm-up failed: ${(warm?.error as string | undefined) ?? client.child.failure()}`;
@@ -258,7 +284,7 @@ class SteppedClient {
 /** Dask's client, whole: warm-up and one repetition in a process of its own. */
 async function runDaskClient(rep: number, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, timeoutS: number): Promise<ClientRun> {
   const started = Date.now();
-  const child = new Child('dask', clientArgs('dask', transport, address, tls, options, timeoutS));
+  const child = new Child('dask', transport, clientArgs('dask', transport, address, tls, options, timeoutS));
   // It has its own deadline; this one is for a child that ignores it.
   const line = await child.next((timeoutS + 10) * 1000);
   const seconds = (Date.now() - started) / 1000;
@@ -278,13 +304,18 @@ function daskVersion(): { version?: string; reason?: string } {
   return { version: probe.stdout.trim() };
 }
 
+/** Why rxcomm cannot run `transport` (its backend is missing or fails to load), if it cannot. */
+function missingBackend(transport: Transport): string | undefined {
+  try {
+    getBackend(transport);
+    return undefined;
+  } catch (error) {
+    return `rxcomm has no ${transport} backend (${(error as Error).message})`;
+  }
+}
+
 /** rxcomm/testing's throwaway CA, with a server and a client certificate: mutual TLS as in Dask. */
 async function makeTls(): Promise<{ tls?: Tls; certs?: TestCertificates; reason?: string }> {
-  try {
-    getBackend('tls');
-  } catch (error) {
-    return { reason: `rxcomm has no tls backend (${(error as Error).message})` };
-  }
   try {
     const certs = await createTestCertificates();
     process.on('exit', () => fs.rmSync(certs.dir, { recursive: true, force: true }));
@@ -292,6 +323,20 @@ async function makeTls(): Promise<{ tls?: Tls; certs?: TestCertificates; reason?
     return { tls: { server: files('server'), client: files('client') }, certs };
   } catch (error) {
     return { reason: `cannot make certificates (${(error as Error).message})` };
+  }
+}
+
+/**
+ * Whether `ws` finds its optional native helper `bufferutil` (WebSocket masking in C): without
+ * it, ws masks and unmasks in a JS loop, byte by byte, which bounds every ws/wss bulk figure
+ * of rxcomm and of the bare `ws` pair alike (bench/README.md).
+ */
+function wsNativeMask(): string {
+  try {
+    const wsDir = path.dirname(require.resolve('ws/package.json'));
+    return `bufferutil ${require(require.resolve('bufferutil/package.json', { paths: [wsDir] })).version}`;
+  } catch {
+    return 'none (JS masking)';
   }
 }
 
@@ -323,9 +368,11 @@ interface Row {
   args: RunArgs;
   /** Epoch ms by which this transport must be done, leaving time for the ones after it. */
   deadline: number;
+  /** The whole run's budget, ms (the Node clients' lifetime). */
+  budget: number;
 }
 
-async function runTransport({ transport, impls, tls, args, deadline }: Row): Promise<{ runs: ClientRun[]; serverErrors: Record<string, string> }> {
+async function runTransport({ transport, impls, tls, args, deadline, budget }: Row): Promise<{ runs: ClientRun[]; serverErrors: Record<string, string> }> {
   log(`${transport}: starting servers (${impls.join(', ')})`);
   const servers = new Map<Impl, { child: Child; address: string }>();
   const serverErrors: Record<string, string> = {};
@@ -344,12 +391,12 @@ async function runTransport({ transport, impls, tls, args, deadline }: Row): Pro
     runs.push(run);
     const r = run.result;
     if (r) log(`${transport} rep ${run.rep + 1} ${run.impl.padEnd(6)} ${run.seconds.toFixed(1)} s: rtt ${r.roundtrip_median_us} µs, ${r.roundtrip_per_s}/s, pipelined ${r.pipelined_per_s}/s, 16 MiB ${r.bulk_16MiB_MiBps}, 1 MiB ${r.bulk_1MiB_MiBps} MiB/s`);
-    else console.log(`${IMPL_NAMES[run.impl]} ${transport} client failed (rep ${run.rep + 1}): ${run.error}`);
+    else console.log(`${implName(run.impl, transport)} ${transport} client failed (rep ${run.rep + 1}): ${run.error}`);
   };
   try {
     for (const impl of impls) {
       if (impl === 'dask' || !servers.has(impl)) continue;
-      const client = await SteppedClient.start(impl, transport, servers.get(impl)!.address, tls, args.options, BUDGET_MS / 1000 + 60);
+      const client = await SteppedClient.start(impl, transport, servers.get(impl)!.address, tls, args.options, budget / 1000 + 60);
       stepped.set(impl, client);
       if (client.error) record({ impl, rep: 0, ok: false, seconds: 0, error: client.error });
       else log(`${transport}: ${impl} client connected and warmed up`);
@@ -424,6 +471,7 @@ async function main(): Promise<void> {
       loadavgAfter: [] as number[],
       platform: `${os.platform()} ${os.release()}`,
       rxcommCommit: gitCommit(),
+      wsMasking: wsNativeMask(),
     },
     options: { ...args.options, interleavedReps: args.reps, transports: args.transports },
     transports,
@@ -432,29 +480,40 @@ async function main(): Promise<void> {
     seconds: 0,
   };
 
+  // Time is reserved for the transports rxcomm can run (the others are skipped at once).
+  const reserve = (t: Transport) => (missingBackend(t) ? 0 : args.quick ? QUICK_RESERVE_MS : RESERVE_MS[t]);
+  const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000));
   let certs: TestCertificates | undefined;
+  let madeTls: Awaited<ReturnType<typeof makeTls>> | undefined;
   try {
     for (const [index, transport] of args.transports.entries()) {
+      const missing = missingBackend(transport);
+      if (missing) {
+        console.log(`${transport} row skipped: ${missing}`);
+        transports[transport] = { skipped: missing };
+        continue;
+      }
       let tls: Tls | undefined;
-      if (transport === 'tls') {
-        const made = await makeTls();
-        if (!made.tls) {
-          console.log(`tls row skipped: ${made.reason}`);
-          transports.tls = { skipped: made.reason };
+      if (isEncrypted(transport)) {
+        // One throwaway CA for tls and wss.
+        madeTls ??= await makeTls();
+        if (!madeTls.tls) {
+          console.log(`${transport} row skipped: ${madeTls.reason}`);
+          transports[transport] = { skipped: madeTls.reason };
           continue;
         }
-        ({ tls, certs } = made);
+        ({ tls, certs } = madeTls);
       }
       const used = Date.now() - startedAt;
-      if (used > BUDGET_MS - 30_000) {
-        console.log(`${transport} row skipped: out of time (${Math.round(used / 1000)} s used of ${BUDGET_MS / 1000})`);
+      if (used > budget - 30_000) {
+        console.log(`${transport} row skipped: out of time (${Math.round(used / 1000)} s used of ${budget / 1000})`);
         transports[transport] = { skipped: 'out of time' };
         continue;
       }
       // Leave time for the transports still to come.
-      const later = args.transports.length - index - 1;
-      const deadline = startedAt + BUDGET_MS - later * (args.quick ? 25_000 : 70_000);
-      const { runs, serverErrors } = await runTransport({ transport, impls, tls, args, deadline });
+      const later = args.transports.slice(index + 1).reduce((sum, t) => sum + reserve(t), 0);
+      const deadline = startedAt + budget - later;
+      const { runs, serverErrors } = await runTransport({ transport, impls, tls, args, deadline, budget });
       const { table, ...figures } = reportTransport(transport, runs, args.reps);
       tables.push(table);
       console.log('\n' + table + '\n');

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """dask_side.py -- the Dask side of ``npm run bench``: the bench server and client with
-Dask's own comm (``distributed.comm`` over tcp or tls), as bench/run.ts spawns them.
+Dask's own comm (``distributed.comm`` over tcp, tls, ws or wss), as bench/run.ts spawns
+them.
 
-    /usr/bin/python3 bench/sides/dask_side.py bench-server [--tls CA CERT KEY]
+    /usr/bin/python3 bench/sides/dask_side.py bench-server [--transport tcp|tls|ws|wss] [--tls CA CERT KEY]
     /usr/bin/python3 bench/sides/dask_side.py bench-client ADDRESS [--tls CA CERT KEY]
         [--label L] [--reps 3] [--trips 5000] [--trip-seconds 2] [--pipelined 50000]
         [--pipelined-seconds 1.5] [--bulk-total-mib 256] [--bulk-seconds 1.5] [--timeout 120]
@@ -11,10 +12,15 @@ Run it with Debian's ``/usr/bin/python3`` (the only interpreter here that import
 Not named dask.py: the script's folder comes first on sys.path and would shadow Dask.
 
 The bench protocol, what each phase measures and the output keys are in bench/README.md;
-the two Node sides (rxcomm.ts, bare.ts via protocol.ts) measure exactly the same.  The
-server prints ``{"ready": true, "mode": "bench-server", "address", "pid"}`` and serves
-until its stdin closes; the client prints one line, ``{"ok": true, "<label>": {figures,
+the Node sides (rxcomm.ts, bare.ts or bare_ws.ts, via protocol.ts) measure exactly the
+same.  The server prints ``{"ready": true, "mode": "bench-server", "address", "pid"}`` and
+serves until its stdin closes; the client prints one line, ``{"ok": true, "<label>": {figures,
 "negotiated", "raw"}}`` (medians over ``--reps``), or ``{"ok": false, "error"}``.
+
+ws and wss: Dask's ws listener binds every interface whatever host it is given and
+advertises the LAN address, so the server prints ``ws://127.0.0.1:PORT`` as its address
+(the advertised one as ``advertised``, as interop/dask_peer.py's servers do); the client
+takes the scheme from ADDRESS.
 
 What it shares with the interop peer (connect/listen with ``--tls``, the server's life
 cycle, JSON lines, the command runner) is imported from interop/dask_peer.py rather than
@@ -39,6 +45,7 @@ from dask_peer import (  # noqa: E402  (after the sys.path entry it needs)
     emit,
     import_dask,
     logger,
+    loopback_address,
     pattern_bytes,
     read_reply,
     run_command,
@@ -92,8 +99,13 @@ def make_bench_handler():
 
 async def cmd_bench_server(args):
     import_dask(args.compression)
-    listener = await dask_listen(args.tls, make_bench_handler(), deserialize=True)
-    emit({"ready": True, "mode": "bench-server", "address": listener.contact_address, "pid": os.getpid()})
+    transport = args.transport or ("tls" if args.tls else "tcp")
+    if (transport in ("tls", "wss")) != bool(args.tls):
+        raise ValueError(f"bench-server: {transport} {'needs' if args.tls is None else 'takes no'} --tls CA CERT KEY")
+    listener = await dask_listen(args.tls, make_bench_handler(), deserialize=True, ws=transport in ("ws", "wss"))
+    # ws/wss: Dask's listener binds every interface and advertises the LAN address; dial 127.0.0.1.
+    emit({"ready": True, "mode": "bench-server", "address": loopback_address(listener.contact_address),
+          "advertised": listener.contact_address, "pid": os.getpid()})
     try:
         await serve_until_done(args)
     finally:
@@ -239,6 +251,8 @@ def build_parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("bench-server", help="bench server (protocol in bench/README.md)")
     add_common_options(sp, server=True)
+    sp.add_argument("--transport", choices=["tcp", "tls", "ws", "wss"], default=None,
+                    help="default: tls with --tls, else tcp (ws needs no --tls, wss needs it)")
     sp = sub.add_parser("bench-client", help="benchmark a bench server at ADDRESS")
     sp.add_argument("address")
     sp.add_argument("--label", default=None, help="output key (default: the address scheme)")

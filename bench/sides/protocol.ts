@@ -1,12 +1,12 @@
 /**
- * The bench protocol as both Node sides (rxcomm.ts, bare.ts) run it: the server's logic,
- * Dask's bench-client phases, and the command line both sides share. It measures exactly
- * what dask_side.py's `bench-client` measures, with the same messages, limits and output
- * keys (bench/README.md), so the three columns of a table are comparable.
+ * The bench protocol as the Node sides (rxcomm.ts, bare.ts, bare_ws.ts) run it: the
+ * server's logic, Dask's bench-client phases, and the command line they share. It
+ * measures exactly what dask_side.py's `bench-client` measures, with the same messages,
+ * limits and output keys (bench/README.md), so the three columns of a table are comparable.
  *
- * This module knows nothing of rxcomm (the bare side imports it too, and must stay
+ * This module knows nothing of rxcomm (the bare sides import it too, and must stay
  * independent of lib/): each side adapts its own connection to a `BenchPeer`, the
- * smallest surface both offer, without adding work per message.
+ * smallest surface they all offer, without adding work per message.
  */
 import { performance } from 'node:perf_hooks';
 import * as readline from 'node:readline';
@@ -38,7 +38,7 @@ export const DASK_BENCH_DEFAULTS: BenchOptions = {
   bulkSeconds: 1.5,
 };
 
-/** The flags of dask_side.py's bench-client, which both Node sides read too. */
+/** The flags of dask_side.py's bench-client, which the Node sides read too. */
 const FLAGS: Record<string, keyof BenchOptions> = {
   '--reps': 'reps',
   '--trips': 'trips',
@@ -418,14 +418,15 @@ export interface SideClient {
 }
 
 /**
- * The command line of both Node sides:
+ * The command line of the Node sides:
  *
- *     node dist-scripts/bench/sides/<side>.js server <tcp|tls> [--tls CA CERT KEY] [--lifetime S]
- *     node dist-scripts/bench/sides/<side>.js client <address> <tcp|tls> [--tls CA CERT KEY]
+ *     node dist-scripts/bench/sides/<side>.js server <transport> [--tls CA CERT KEY] [--lifetime S]
+ *     node dist-scripts/bench/sides/<side>.js client <address> <transport> [--tls CA CERT KEY]
  *         [--label L] [--reps 3] [--trips 5000] [--trip-seconds 2] [--pipelined 50000]
  *         [--pipelined-seconds 1.5] [--bulk-total-mib 256] [--bulk-seconds 1.5] [--timeout 120]
  *         [--stepped] [--only PHASE,...] [--no-warm-up]
  *
+ * `<transport>`: tcp or tls (rxcomm.ts, bare.ts), ws or wss (rxcomm.ts, bare_ws.ts).
  * The server prints `{"ready": true, "address", "pid"}` and serves until its stdin closes.
  */
 export async function sideMain(
@@ -444,7 +445,7 @@ export async function sideMain(
     return;
   }
   const [address, transport = address?.split('://')[0]] = rest;
-  if (mode !== 'client' || !address) throw new Error(`usage: ${name}.js server <tcp|tls> | client <address> <tcp|tls> [options]`);
+  if (mode !== 'client' || !address) throw new Error(`usage: ${name}.js server <transport> | client <address> <transport> [options]`);
   installGuards('client', args.timeout);
   if (!address.startsWith(`${transport}://`)) throw new Error(`address ${address} is not a ${transport} address`);
   const client = await side.connect(address, transport, args);

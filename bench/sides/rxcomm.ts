@@ -11,10 +11,11 @@ import { firstValueFrom } from 'rxjs';
 import { connect, listen, type Comm, type TransportConfig } from 'rxcomm';
 import { benchHandler, fail, sideMain, type BenchPeer, type TlsFiles } from './protocol';
 
+/** tcp and ws need nothing; tls and wss take the same `security` (as in Dask). */
 function transportConfig(transport: string, tls: TlsFiles | undefined): TransportConfig {
-  if (transport === 'tcp') return {};
-  if (transport !== 'tls') throw new Error(`unknown transport ${JSON.stringify(transport)} (tcp or tls)`);
-  if (!tls) throw new Error('tls needs --tls CA CERT KEY');
+  if (transport === 'tcp' || transport === 'ws') return {};
+  if (transport !== 'tls' && transport !== 'wss') throw new Error(`unknown transport ${JSON.stringify(transport)} (tcp, tls, ws or wss)`);
+  if (!tls) throw new Error(`${transport} needs --tls CA CERT KEY`);
   // Mutual TLS as in Dask: files, which rxcomm's `security` reads like Dask's Security.
   return { security: { ca: tls.ca, cert: tls.cert, key: tls.key } };
 }
