@@ -142,7 +142,10 @@ export function resolveListenConfig(config: ListenConfig = {}): ListenSettings {
       ...resolveBackendOptions(config),
       handshakeTimeout: config.handshakeTimeout ?? LISTEN_DEFAULTS.handshakeTimeout,
       contactHost: config.contactHost,
-      allowedOrigins: config.allowedOrigins ?? LISTEN_DEFAULTS.allowedOrigins,
+      allowedOrigins: (config.allowedOrigins ?? LISTEN_DEFAULTS.allowedOrigins).map(
+        // As a browser writes it in `Origin`: lower case, no default port, no trailing slash.
+        (origin) => (origin === '*' ? origin : new URL(origin).origin),
+      ),
     },
     comm: resolveCommSettings(config),
     scheduler: config.scheduler ?? asyncScheduler,

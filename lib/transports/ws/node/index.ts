@@ -188,25 +188,34 @@ function createServer(
   const rejected = (socket: net.Socket, error: Error) =>
     emit({ type: 'rejected', peerAddress: socketAddress(scheme, socket.remoteAddress, socket.remotePort), error });
 
-  // Each TCP connection has `handshakeTimeout` to finish its TLS handshake and upgrade: a
-  // client that sends nothing is dropped then (Node's own HTTP timeouts are checked only
-  // every 30 s). The TLS socket of wss:// is found again by the peer's address.
-  const notUpgraded = new Map<string, net.Socket>();
+  // Each TCP connection has `handshakeTimeout` to finish its TLS handshake and upgrade, a
+  // deadline however it trickles bytes (Node's own HTTP timeouts are idle timers, checked
+  // only every 30 s). The TLS socket of wss:// is found again by the peer's address.
+  const notUpgraded = new Map<string, ReturnType<typeof setTimeout>>();
   const peerKey = (socket: net.Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
   server.on('connection', (raw: net.Socket) => {
     const key = peerKey(raw);
-    notUpgraded.set(key, raw);
-    raw.once('close', () => notUpgraded.get(key) === raw && notUpgraded.delete(key));
-    raw.setTimeout(handshakeTimeout, () => {
+    const deadline = setTimeout(() => {
+      notUpgraded.delete(key);
       rejected(raw, new HandshakeError(`no WebSocket upgrade within ${handshakeTimeout} ms`));
       raw.destroy();
+    }, handshakeTimeout);
+    notUpgraded.set(key, deadline);
+    raw.once('close', () => {
+      if (notUpgraded.get(key) !== deadline) return;
+      clearTimeout(deadline);
+      notUpgraded.delete(key);
     });
   });
   const upgraded = (socket: net.Socket) => {
     const key = peerKey(socket);
-    notUpgraded.get(key)?.setTimeout(0);
+    clearTimeout(notUpgraded.get(key));
     notUpgraded.delete(key);
   };
+  server.on('close', () => {
+    for (const deadline of notUpgraded.values()) clearTimeout(deadline);
+    notUpgraded.clear();
+  });
 
   server.on('request', (_request, response) => {
     response.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' });
@@ -215,7 +224,15 @@ function createServer(
 
   server.on('upgrade', (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     upgraded(socket);
-    const path = new URL(request.url ?? '/', 'http://host').pathname;
+    let path: string;
+    try {
+      path = new URL(request.url ?? '/', 'http://host').pathname;
+    } catch {
+      // Node's parser lets through targets no URL parser takes (`http://[`): answer, never throw.
+      refuseUpgrade(socket, 400, 'invalid request target');
+      rejected(socket, new HandshakeError(`WebSocket upgrade with an invalid request target refused (400): ${JSON.stringify(request.url)}`));
+      return;
+    }
     if (path !== '/') {
       refuseUpgrade(socket, 404, `Dask comms are served on path /, not ${path}`);
       rejected(socket, new HandshakeError(`WebSocket upgrade for path ${path} refused (404): comms are on path /`));
