@@ -8,11 +8,11 @@ import {
   FatalCommClosedError,
   listen,
   status$,
-  type Comm,
   type CommStatus,
   type SecurityConfig,
 } from 'rxcomm';
 import { security, testCertificates } from '../helpers/certs';
+import { failedConnect } from '../helpers/failed-connect';
 
 /** An echo listener on tls, with the status events it reports. */
 async function echoServer(config: SecurityConfig = security('server'), handshakeTimeout = 30_000) {
@@ -39,21 +39,6 @@ async function echoServer(config: SecurityConfig = security('server'), handshake
       events.unsubscribe();
     },
   };
-}
-
-/** Connects and returns the error, counting the retries it made. */
-async function failedConnect(address: string, config: SecurityConfig, timeout = 20_000) {
-  const retries: CommStatus[] = [];
-  const sub = status$.pipe(filter((e) => e.type === 'connect:retry' && e.address === address)).subscribe((e) => retries.push(e));
-  const error = await firstValueFrom(connect(address, { security: config, timeout })).then(
-    (comm: Comm) => {
-      void comm.close();
-      throw new Error('connected, but should not have');
-    },
-    (err: Error) => err,
-  );
-  sub.unsubscribe();
-  return { error, retries: retries.length };
 }
 
 describe('tls', () => {

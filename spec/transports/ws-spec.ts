@@ -43,6 +43,7 @@ import {
   upgradeRequest,
 } from '../fixtures/golden/ws-dask-2022.12.1';
 import { collect } from '../helpers/transports';
+import { failedConnect } from '../helpers/failed-connect';
 
 /** The peers here decode by themselves, with the public codec; payloads stay opaque. */
 const codec = daskCodec({ deserialize: false });
@@ -414,21 +415,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as net.AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/** Connects and returns the error, counting the retries it made. */
-async function failedConnect(address: string, timeout = 20_000) {
-  const retries: CommStatus[] = [];
-  const sub = status$.pipe(filter((e) => e.type === 'connect:retry' && e.address === address)).subscribe((e) => retries.push(e));
-  const error = await firstValueFrom(connect(address, { timeout })).then(
-    (comm: Comm) => {
-      void comm.close();
-      throw new Error('connected, but should not have');
-    },
-    (err: Error) => err,
-  );
-  sub.unsubscribe();
-  return { error, retries: retries.length };
 }
 
 /**
@@ -1090,7 +1076,7 @@ describe('ws connect failures', () => {
 
   it('should retry an upgrade answered with 503 until its timeout', async () => {
     const server = await refusingServer(503);
-    const { error, retries } = await failedConnect(server.address, 500);
+    const { error, retries } = await failedConnect(server.address, undefined, 500);
     expect(error).toBeInstanceOf(ConnectTimeoutError);
     expect(retries).toBeGreaterThan(0);
     expect((error.cause as Error).message).toContain('HTTP 503');
@@ -1099,7 +1085,7 @@ describe('ws connect failures', () => {
 
   it('should retry a refused connection until its timeout', async () => {
     const address = `ws://127.0.0.1:${await freePort()}`;
-    const { error, retries } = await failedConnect(address, 500);
+    const { error, retries } = await failedConnect(address, undefined, 500);
     expect(error).toBeInstanceOf(ConnectTimeoutError);
     expect(retries).toBeGreaterThan(0);
     expect(error.cause).toBeInstanceOf(CommClosedError);

@@ -14,7 +14,6 @@ import {
   daskCodec,
   FatalCommClosedError,
   listen,
-  status$,
   type Comm,
   type CommStatus,
   type ListenConfig,
@@ -30,6 +29,7 @@ import {
   upgradeRequest,
 } from '../fixtures/golden/ws-dask-2022.12.1';
 import { security, testCertificates } from '../helpers/certs';
+import { failedConnect } from '../helpers/failed-connect';
 
 const codec = daskCodec({ deserialize: false });
 
@@ -79,21 +79,6 @@ async function echoServer(config: ListenConfig = { security: security('server') 
     },
     stop,
   };
-}
-
-/** Connects and returns the error, counting the retries it made. */
-async function failedConnect(address: string, config: SecurityConfig | undefined, timeout = 20_000) {
-  const retries: CommStatus[] = [];
-  const sub = status$.pipe(filter((e) => e.type === 'connect:retry' && e.address === address)).subscribe((e) => retries.push(e));
-  const error = await firstValueFrom(connect(address, { security: config, timeout })).then(
-    (comm: Comm) => {
-      void comm.close();
-      throw new Error('connected, but should not have');
-    },
-    (err: Error) => err,
-  );
-  sub.unsubscribe();
-  return { error, retries: retries.length };
 }
 
 describe('wss', () => {

@@ -63,3 +63,11 @@ export async function localAddressFor(location: string): Promise<string> {
   }
 }
 
+
+/** A backend's address lookups for `host:port` locations: what tcp, tls, ws and wss share. */
+export const hostPortLookups = {
+  getAddressHost: (location: string): string => parseHostPort(location)[0],
+  getAddressHostPort: (location: string): [string, number] => parseHostPort(location),
+  resolveAddress: resolveHostPortLocation,
+  getLocalAddressFor: localAddressFor,
+};

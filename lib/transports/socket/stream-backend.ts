@@ -11,7 +11,7 @@ import { daskCodec, type MessageCodec } from '../../protocol';
 import type { Connection } from '../../comm/connection';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
 import { bindServer } from './bind';
-import { localAddressFor, resolveHostPortLocation, socketAddress } from './host';
+import { hostPortLookups, socketAddress } from './host';
 import { SocketConnection } from './socket-connection';
 
 /** A socket ready to carry messages: for tls, after its TLS handshake. */
@@ -111,16 +111,6 @@ export function streamBackend(transport: StreamTransport): Backend {
       });
     },
 
-    getAddressHost(location) {
-      return parseHostPort(location)[0];
-    },
-
-    getAddressHostPort(location) {
-      return parseHostPort(location);
-    },
-
-    resolveAddress: resolveHostPortLocation,
-
-    getLocalAddressFor: localAddressFor,
+    ...hostPortLookups,
   };
 }

@@ -16,7 +16,7 @@ import { CommClosedError, FatalCommClosedError, HandshakeError, ProtocolError } 
 import { daskCodec } from '../../../protocol';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../../registry/backend';
 import { bindServer } from '../../socket/bind';
-import { localAddressFor, resolveHostPortLocation, socketAddress } from '../../socket/host';
+import { hostPortLookups, socketAddress } from '../../socket/host';
 import { tlsError } from '../../socket/tls-errors';
 import { checkSecurity, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../../socket/tls-security';
 import { WebSocketConnection } from '../connection';
@@ -132,17 +132,7 @@ function webSocketBackend(scheme: Scheme): Backend {
       });
     },
 
-    getAddressHost(location) {
-      return parseHostPort(location)[0];
-    },
-
-    getAddressHostPort(location) {
-      return parseHostPort(location);
-    },
-
-    resolveAddress: resolveHostPortLocation,
-
-    getLocalAddressFor: localAddressFor,
+    ...hostPortLookups,
   };
 }
 
