@@ -28,6 +28,7 @@ export {
   ListenError,
   MessageTooLargeError,
   ProtocolError,
+  RemoteError,
   UnknownSchemeError,
 } from './errors';
 export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
@@ -44,3 +45,19 @@ export {
   type TlsVersion,
 } from './registry';
 export { status$, type CommStatus } from './status';
+export {
+  batched,
+  BatchedStream,
+  ConnectionPool,
+  rpc,
+  Rpc,
+  schedulerEvents,
+  serve,
+  type BatchedConfig,
+  type ConnectionPoolConfig,
+  type Handler,
+  type SchedulerEvent,
+  type SchedulerEventsConfig,
+  type ServeConfig,
+  type StreamHandler,
+} from './rpc';

@@ -142,3 +142,26 @@ export class AbortError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The peer ran the request and its handler failed: Dask's error reply
+ * `{status: 'uncaught-error', exception_text, traceback_text, ...}`. Only the texts are
+ * kept; the pickled `exception` and `traceback` fields are never unpickled. The comm is
+ * fine and goes on serving.
+ */
+export class RemoteError extends Error {
+  override name = 'RemoteError';
+  readonly code: string = 'ERR_REMOTE';
+  constructor(
+    /** The op of the failed request. */
+    readonly op: string,
+    /** Where it was sent. */
+    readonly address: string,
+    /** The peer's text of the exception, e.g. `KeyError('x')`. */
+    readonly exceptionText: string,
+    /** The peer's traceback, as text ('' when it sent none). */
+    readonly tracebackText: string,
+  ) {
+    super(`${op} on ${address} failed: ${exceptionText}`);
+  }
+}

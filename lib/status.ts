@@ -29,7 +29,11 @@ export type CommStatus =
   /** A write made through the Observer interface (`comm.next`) failed; nobody awaited it. */
   | { type: 'comm:write-failed'; localAddress: string; peerAddress: string; error: Error }
   /** `close()` did not finish flushing in time and the comm was aborted. */
-  | { type: 'comm:close-timeout'; localAddress: string; peerAddress: string; timeout: number };
+  | { type: 'comm:close-timeout'; localAddress: string; peerAddress: string; timeout: number }
+  /** `serve()` got a request for an op it has no handler for; it answered `null`, as Dask. */
+  | { type: 'serve:unknown-op'; op: string; peerAddress: string }
+  /** A `serve()` handler failed; the caller got Dask's error reply, and the comm goes on. */
+  | { type: 'serve:handler-error'; op: string; peerAddress: string; error: Error };
 
 /** Where status lines go when nobody subscribes. The Node entry point sets Node's own. */
 export interface StatusOutput {
@@ -47,7 +51,13 @@ const events = new Subject<CommStatus>();
 /** Every status event of this process, hot: subscribe before the events you want. */
 export const status$: Observable<CommStatus> = events.asObservable();
 
-const failures = new Set<CommStatus['type']>(['listen:rejected', 'comm:write-failed', 'comm:close-timeout']);
+const failures = new Set<CommStatus['type']>([
+  'listen:rejected',
+  'comm:write-failed',
+  'comm:close-timeout',
+  'serve:unknown-op',
+  'serve:handler-error',
+]);
 
 let output: StatusOutput = { warn: (line) => console.warn(line) };
 

@@ -44,6 +44,13 @@ export const LAYERS: Layer[] = [
   },
   { name: 'testing', paths: ['testing'], mayImport: anything, packages: ['rxjs', 'node'] },
   {
+    // Above comms, as Dask's core.py: uses connect and comms, never a transport.
+    name: 'rpc',
+    paths: ['rpc'],
+    mayImport: ['connect', 'listen', 'comm', 'options·', 'errors', 'status'],
+    packages: ['rxjs'],
+  },
+  {
     name: 'connect',
     paths: ['connect'],
     mayImport: ['options', 'registry', 'comm', 'addresses', 'status', 'errors'],
