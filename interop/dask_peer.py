@@ -10,7 +10,7 @@ listen, security, server life cycle, the JSON-line output, ``run_command``).
 JSON-LINE PROTOCOL WITH THE PARENT PROCESS
 ==========================================
 * stdout carries JSON lines only (one object per line, flushed); logs go to stderr.
-* Server modes (``scheduler``, ``echo-listen``) print exactly one line when ready::
+* Server modes (``scheduler``, ``echo-listen``, ``rpc-server``) print exactly one line when ready::
 
       {"ready": true, "mode": "echo-listen", "address": "tcp://127.0.0.1:40123",
        "advertised": "tcp://127.0.0.1:40123", "pid": 1234, ...}
@@ -38,6 +38,9 @@ SUBCOMMANDS (see interop/README.md)
   roundtrip      ADDRESS [--tls CA CERT KEY] [--only NAME ...]
   serialized-roundtrip ADDRESS [--tls CA CERT KEY]
   identity       ADDRESS [--tls CA CERT KEY]   (used by selftest.py against ``scheduler``)
+  rpc-server     [--ws] [--tls CA CERT KEY]    (a distributed.core.Server that records)
+  rpc-client     ADDRESS --calls JSON [--pool LIMIT] [--repeat N] [--tls CA CERT KEY]
+  batched-send   ADDRESS [--op OP] [--first JSON] [--count N] [--interval MS] [--pace K]
 Servers listen on tcp:// (tls:// with --tls), or with --ws on ws:// (wss:// with --tls);
 clients take the scheme (tcp, tls, ws, wss) from ADDRESS and need --tls for tls/wss.
   message-set    (prints the interop message set's msgpack encodings, for byte comparison)
@@ -847,6 +850,280 @@ async def cmd_serialized_roundtrip(args):
 
 
 # --------------------------------------------------------------------------------------
+# rpc modes: a distributed.core.Server with recording handlers (rpc-server), and Python's
+# rpc() / BatchedSend as clients of a Node server (rpc-client, batched-send)
+# --------------------------------------------------------------------------------------
+
+STREAM_OP = "interop-stream"  # the op that turns a comm into a batched stream (both sides)
+
+
+def make_interop_server_class():
+    """``InteropServer``: a plain ``distributed.core.Server`` (built-in ``identity``,
+    ``echo``) plus recording handlers; defined lazily because Dask is imported lazily."""
+    from distributed.batched import BatchedSend
+    from distributed.core import Server
+
+    class InteropServer(Server):
+        def __init__(self):
+            super().__init__(
+                handlers={
+                    "sleep_echo": self.sleep_echo,
+                    "fail": self.fail,
+                    "stats": self.stats,
+                    "reset_stats": self.reset_stats,
+                    "streams": self.streams,
+                    STREAM_OP: self.start_stream,
+                },
+                stream_handlers={"item": self.stream_item, "done": self.stream_done},
+            )
+            self.conn = {"connections": 0, "open": 0, "max_open": 0, "peers": set()}
+            self.calls = {"count": 0, "active": 0, "max_active": 0, "max_comms": 0}
+            self.stream_log = []  # [{"id", "first", "items", "ended", "batches"}]
+            self.stream_sends = {}  # id -> BatchedSend back to the peer
+
+        # every incoming comm, counted while it is served (stream comms included)
+        async def _handle_comm(self, comm):
+            c = self.conn
+            c["connections"] += 1
+            c["open"] += 1
+            c["max_open"] = max(c["max_open"], c["open"])
+            c["peers"].add(comm.peer_address)
+            try:
+                await super()._handle_comm(comm)
+            finally:
+                c["open"] -= 1
+
+        async def sleep_echo(self, data=None, delay=0.0):
+            """echo after ``delay`` seconds, counting calls in progress and open comms"""
+            k = self.calls
+            k["count"] += 1
+            k["active"] += 1
+            k["max_active"] = max(k["max_active"], k["active"])
+            k["max_comms"] = max(k["max_comms"], len(self._comms))
+            try:
+                if delay:
+                    await asyncio.sleep(delay)
+                return data
+            finally:
+                k["active"] -= 1
+
+        def fail(self, message="failed on purpose"):
+            raise ValueError(message)
+
+        def stats(self):
+            c = self.conn
+            return {"connections": c["connections"], "open": c["open"], "max_open": c["max_open"],
+                    "peers": len(c["peers"]), "calls": self.calls["count"],
+                    "max_active": self.calls["max_active"], "max_comms": self.calls["max_comms"],
+                    "incoming_comms_open": self.incoming_comms_open}
+
+        def reset_stats(self):
+            """Start counting afresh: the comms open now stay counted in ``open``."""
+            c = self.conn
+            c["connections"] = 0
+            c["max_open"] = c["open"]
+            c["peers"] = set()
+            self.calls.update(count=0, max_active=0, max_comms=0)
+            return self.stats()
+
+        def streams(self):
+            return [{"id": s["id"], "first": s["first"], "count": len(s["items"]),
+                     "items": s["items"], "in_order": s["items"] == list(range(len(s["items"]))),
+                     "ended": s["ended"], "peer": s["peer"], "batches": s["batches"],
+                     "non_list_reads": s["non_list_reads"], "largest_batch": s["largest_batch"]}
+                    for s in self.stream_log]
+
+        async def start_stream(self, comm, **first):
+            """Dask's pattern (Scheduler.add_client, Worker's batched stream): the first
+            message names the op, then ``handle_stream`` reads batches (lists of op maps)
+            and calls ``stream_handlers`` until the comm closes or ``close-stream``."""
+            sid = len(self.stream_log)
+            entry = {"id": sid, "first": first, "items": [], "ended": False, "peer": comm.peer_address,
+                     "batches": 0, "non_list_reads": 0, "largest_batch": 0}
+            self.stream_log.append(entry)
+            read = comm.read
+
+            async def counting_read(*a, **kw):  # what handle_stream reads: one batch per read
+                msgs = await read(*a, **kw)
+                entry["batches"] += 1
+                if isinstance(msgs, (list, tuple)):
+                    entry["largest_batch"] = max(entry["largest_batch"], len(msgs))
+                else:
+                    entry["non_list_reads"] += 1
+                return msgs
+
+            comm.read = counting_read
+            bsend = BatchedSend(interval="2ms")
+            bsend.start(comm)
+            self.stream_sends[sid] = bsend
+            logger.info("stream %d from %s: first message %r", sid, comm.peer_address, first)
+            try:
+                await self.handle_stream(comm, extra={"stream_id": sid})
+            finally:
+                entry["ended"] = True
+                self.stream_sends.pop(sid, None)
+                logger.info("stream %d ended after %d items", sid, len(entry["items"]))
+
+        def stream_item(self, stream_id, i=None, **rest):
+            self.stream_log[stream_id]["items"].append(i)
+
+        def stream_done(self, stream_id, **rest):
+            """Answers on the same comm, through our BatchedSend: what we got, in order?"""
+            items = self.stream_log[stream_id]["items"]
+            bsend = self.stream_sends.get(stream_id)
+            if bsend is not None and not bsend.closed():
+                bsend.send({"op": "ack", "count": len(items),
+                            "in_order": items == list(range(len(items))), "done": rest})
+
+    return InteropServer
+
+
+async def cmd_rpc_server(args):
+    import_dask(args.compression)
+    server = make_interop_server_class()()
+    await server
+    sec = make_security(args.tls)
+    try:
+        await server.listen(listen_address(args.tls, args.ws),
+                            **(sec.get_listen_args("scheduler") if sec else {}))
+        emit({"ready": True, "mode": "rpc-server", "address": loopback_address(server.address),
+              "advertised": server.address, "pid": os.getpid(), "id": server.id,
+              "handlers": sorted(server.handlers), "stream_handlers": sorted(server.stream_handlers)})
+        await serve_until_done(args)
+    finally:
+        await server.close()
+    return 0
+
+
+def _exception_info(e):
+    return {"exception_type": type(e).__name__, "exception_text": str(e), "exception_repr": repr(e)[:2000]}
+
+
+async def run_checked_call(remote, index, call):
+    """One rpc call (``getattr(remote, op)(**args)``), checked against its expectation:
+    ``"expect"`` (the exact result, type-exact) or ``"raises"`` (a text that the
+    exception's ``str()`` contains); neither: only "did not raise".  -> (ok, line)"""
+    op, kwargs = call["op"], call.get("args", {})
+    line = {"index": index, "op": op}
+    try:
+        result = await asyncio.wait_for(getattr(remote, op)(**kwargs), READ_TIMEOUT)
+        line.update(raised=False, result=result)
+    except asyncio.TimeoutError:
+        line.update(raised=True, exception_type="TimeoutError", exception_text="no reply in time")
+    except Exception as e:
+        line.update(raised=True, **_exception_info(e))
+    if "raises" in call:
+        ok = line["raised"] and call["raises"] in line.get("exception_text", "")
+    elif "expect" in call:
+        ok = not line["raised"] and norm(line["result"]) == norm(call["expect"])
+    else:
+        ok = not line["raised"]
+    if not ok:
+        wanted = ("an exception containing " + repr(call["raises"]) if "raises" in call
+                  else repr(call.get("expect", "no exception")))
+        got = "exception " + repr(line.get("exception_text")) if line["raised"] else repr(line["result"])
+        line["error"] = f"expected {wanted}, got {got}"[:1000]
+    return ok, line
+
+
+async def cmd_rpc_client(args):
+    """Calls through Dask's own ``distributed.core.rpc(ADDRESS)``: one rpc object, the
+    calls one after another (so one comm, reused; Dask's rpc takes a fresh comm after an
+    error reply).  With ``--pool LIMIT``: through ``ConnectionPool(limit=LIMIT)(ADDRESS)``,
+    every call (``--repeat N`` times over) at once, with ``asyncio.gather``."""
+    import_dask(args.compression)
+    from distributed.core import ConnectionPool, rpc
+
+    calls = json.loads(args.calls)
+    if not isinstance(calls, list):
+        emit({"ok": False, "error": "--calls must be a JSON array"})
+        return 1
+    sec = make_security(args.tls)
+    connection_args = sec.get_connection_args("client") if sec else {}
+    results = []
+    pool_info = None
+    if args.pool is None:
+        remote = rpc(args.address, timeout=CONNECT_TIMEOUT, connection_args=connection_args)
+        try:
+            for index, call in enumerate(calls * args.repeat):
+                results.append(await run_checked_call(remote, index, call))
+        finally:
+            await remote.close_rpc()  # writes {"op": "close", "reply": False} on each comm, then closes
+    else:
+        # At its limit Dask's pool closes every idle comm whenever one comes back while
+        # callers wait ("Collecting unused comms", once per call): keep that off stderr.
+        if not args.verbose:
+            logging.getLogger("distributed.core").setLevel(logging.WARNING)
+        pool = await ConnectionPool(limit=args.pool, timeout=CONNECT_TIMEOUT, connection_args=connection_args)
+        remote = pool(args.address)
+        max_open = 0
+
+        async def sampled(index, call):
+            nonlocal max_open
+            max_open = max(max_open, pool.open)
+            outcome = await run_checked_call(remote, index, call)
+            max_open = max(max_open, pool.open)
+            return outcome
+
+        try:
+            results = await asyncio.gather(*(sampled(i, c) for i, c in enumerate(calls * args.repeat)))
+            pool_info = {"limit": args.pool, "max_open": max_open, "open_after": pool.open,
+                         "active_after": pool.active}
+        finally:
+            await pool.close()
+    passed = failed = 0
+    for ok, line in results:
+        passed += ok
+        failed += not ok
+        if args.pool is None or not ok or args.all_lines:
+            emit({"ok": ok, **line})
+    summary = {"ok": failed == 0, "summary": True, "total": passed + failed, "passed": passed, "failed": failed}
+    if pool_info is not None:
+        summary["pool"] = pool_info
+    emit(summary)
+    return 0 if failed == 0 else 1
+
+
+async def cmd_batched_send(args):
+    """A batched stream the Dask way: connect, write the first message
+    ``{"op": OP, "reply": False, ...}``, then a ``BatchedSend`` on the comm sends
+    ``{"op": "item", "i": i}`` for i in range(COUNT) (yielding to the loop every
+    ``--pace`` messages, so that they go out in many batches), then
+    ``{"op": "done", "count": COUNT}``; the peer answers ``{"op": "ack", "count",
+    "in_order", ...}`` on the same comm (read here); ``BatchedSend.close()`` flushes and
+    closes the comm."""
+    import_dask(args.compression)
+    from distributed.batched import BatchedSend
+
+    first = json.loads(args.first)
+    comm = await dask_connect(args.address, args.tls)
+    await comm.write({"op": args.op, "reply": False, **first})
+    bsend = BatchedSend(interval=f"{args.interval}ms")
+    bsend.start(comm)
+    for i in range(args.count):
+        bsend.send({"op": "item", "i": i})
+        if args.pace and (i + 1) % args.pace == 0:
+            await asyncio.sleep(0.001)
+    bsend.send({"op": "done", "count": args.count})
+    ack = None
+    received = []
+    if not args.no_ack:
+        deadline = time.monotonic() + READ_TIMEOUT
+        while ack is None:
+            batch = await asyncio.wait_for(comm.read(), max(0.1, deadline - time.monotonic()))
+            for msg in batch if isinstance(batch, (list, tuple)) else [batch]:
+                received.append(msg)
+                if isinstance(msg, dict) and msg.get("op") == "ack":
+                    ack = msg
+    await bsend.close()
+    result = {"sent": args.count, "message_count": bsend.message_count, "batch_count": bsend.batch_count,
+              "byte_count": bsend.byte_count, "ack": ack, "received": len(received)}
+    ok = args.no_ack or (isinstance(ack, dict) and ack.get("count") == args.count and ack.get("in_order") is True)
+    emit({"ok": bool(ok), **result, **({} if ok else {"error": f"bad ack: {ack!r}"[:1000]})})
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------------------
 # helpers: message-set dump
 # --------------------------------------------------------------------------------------
 
@@ -908,6 +1185,28 @@ def build_parser():
     sp.add_argument("address")
     add_common_options(sp)
 
+    sp = sub.add_parser("rpc-server", help="a distributed.core.Server with recording handlers and a stream op")
+    add_common_options(sp, server=True, ws=True)
+    sp = sub.add_parser("rpc-client", help="calls through distributed.core.rpc(ADDRESS), each checked")
+    sp.add_argument("address")
+    sp.add_argument("--calls", required=True,
+                    help='JSON array of {"op", "args"?, "expect"? | "raises"?}')
+    sp.add_argument("--repeat", type=int, default=1, help="run the list of calls this many times over")
+    sp.add_argument("--pool", type=int, metavar="LIMIT", default=None,
+                    help="all calls at once through ConnectionPool(limit=LIMIT) (prints failing calls only)")
+    sp.add_argument("--all-lines", action="store_true", help="with --pool: print every call's line")
+    add_common_options(sp)
+    sp = sub.add_parser("batched-send", help="a BatchedSend stream to ADDRESS (first message names --op)")
+    sp.add_argument("address")
+    sp.add_argument("--op", default=STREAM_OP, help=f"the first message's op (default {STREAM_OP})")
+    sp.add_argument("--first", default="{}", help="JSON object: more fields of the first message")
+    sp.add_argument("--count", type=int, default=1000, help="messages to send (default 1000)")
+    sp.add_argument("--interval", type=float, default=2.0, help="BatchedSend interval in ms (default 2)")
+    sp.add_argument("--pace", type=int, default=10,
+                    help="yield to the event loop (1 ms) every PACE messages, 0 = never (default 10)")
+    sp.add_argument("--no-ack", action="store_true", help="do not wait for the peer's ack")
+    add_common_options(sp)
+
     sp = sub.add_parser("message-set", help="print msgpack frame 0 of each interop message")
     sp.add_argument("--max-hex", type=int, default=4096, help="print hex for frames up to this size")
     sp.add_argument("-v", "--verbose", action="store_true")
@@ -921,6 +1220,9 @@ COMMANDS = {
     "serialized-roundtrip": cmd_serialized_roundtrip,
     "identity": cmd_identity,
     "message-set": cmd_message_set,
+    "rpc-server": cmd_rpc_server,
+    "rpc-client": cmd_rpc_client,
+    "batched-send": cmd_batched_send,
 }
 
 

@@ -121,6 +121,29 @@ def main():
                   f"identity vs echo {label} fails cleanly (the echo has no 'type'): rc={rc}")
             stop_server(p, f"echo-listen {label} deserialize={deser}")
 
+        # rpc-server + rpc-client (rpc and ConnectionPool) + batched-send
+        p, ready = start_server("rpc-server", *ts)
+        calls = [{"op": "identity"}, {"op": "echo", "args": {"data": [1, "a"]}, "expect": [1, "a"]},
+                 {"op": "fail", "args": {"message": "boom xyz"}, "raises": "boom xyz"},
+                 {"op": "no_such_op", "expect": None}]
+        rc, lines, err, dt = run_client("rpc-client", ready["address"], "--calls", json.dumps(calls), *t)
+        check(rc == 0 and len(lines) == 5 and lines[-1].get("passed") == 4, f"rpc-client {label}: {lines[-1] if lines else None}")
+        check(bool(lines) and lines[0].get("result", {}).get("type") == "InteropServer", f"rpc-client {label}: identity")
+        pooled = [{"op": "sleep_echo", "args": {"data": "x", "delay": 0.001}, "expect": "x"}]
+        rc, lines, err, dt = run_client("rpc-client", ready["address"], "--pool", "4", "--repeat", "50",
+                                        "--calls", json.dumps(pooled), *t)
+        summary = lines[-1] if lines else {}
+        check(rc == 0 and summary.get("passed") == 50 and summary.get("pool", {}).get("max_open", 99) <= 4,
+              f"rpc-client --pool 4 {label}: {summary}")
+        rc, lines, err, dt = run_client("batched-send", ready["address"], "--count", "300", *t)
+        check(rc == 0 and lines and (lines[-1].get("ack") or {}).get("count") == 300,
+              f"batched-send {label}: {lines[-1] if lines else None}")
+        rc, lines, err, dt = run_client("rpc-client", ready["address"], "--calls", json.dumps([{"op": "streams"}]), *t)
+        streams = (lines[0].get("result") if lines else None) or []
+        check(rc == 0 and len(streams) == 1 and streams[0]["items"] == list(range(300)),
+              f"rpc-server {label}: the stream's 300 items, in order")
+        stop_server(p, f"rpc-server {label}")
+
 
     # wrong transport: plain client against a TLS echo server must fail cleanly
     p, ready = start_server("echo-listen", *tls_server)

@@ -228,17 +228,16 @@ export class ConnectionPool {
   private keepIdle(address: string, comm: Comm): void {
     let idle = this.idleComms.get(address);
     if (!idle) this.idleComms.set(address, (idle = []));
-    const entry: IdleComm = {
-      comm,
-      watch: comm.read$.subscribe({
-        // An idle comm gets nothing: a message now means the peer is confused.
-        next: () => comm.abort(new CommClosedError(`unexpected message on idle comm ${comm}`)),
-        error: () => this.dropIdle(address, entry),
-        complete: () => this.dropIdle(address, entry),
-      }),
-    };
+    // Listed before watching: subscribing may at once deliver what the peer sent meanwhile.
+    const entry = { comm } as IdleComm;
     idle.push(entry);
     this.idleCount++;
+    entry.watch = comm.read$.subscribe({
+      // An idle comm gets nothing: a message now means the peer is confused.
+      next: () => comm.abort(new CommClosedError(`unexpected message on idle comm ${comm}`)),
+      error: () => this.dropIdle(address, entry),
+      complete: () => this.dropIdle(address, entry),
+    });
   }
 
   private takeIdle(address: string): Comm | undefined {

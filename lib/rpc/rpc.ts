@@ -57,7 +57,11 @@ export class Rpc {
     return this.exchange(op, args, true) as Observable<T>;
   }
 
-  /** A request without a reply (`reply: false`): completes once written. */
+  /**
+   * A request without a reply (`reply: false`): completes once written, emitting nothing.
+   * Like `call()`, it throws `ConfigError` at once for a bad op or arguments, as
+   * `connect()` does for bad options.
+   */
   send(op: string, args?: Record<string, unknown>): Observable<void> {
     return this.exchange(op, args, false) as Observable<void>;
   }
@@ -95,7 +99,9 @@ export class Rpc {
                   if (inCall !== comm) return; // cancelled meanwhile
                   inCall = undefined;
                   this.lender.giveBack(this.address, comm);
-                  if (reply && isErrorReply(answer)) {
+                  if (!reply) {
+                    subscriber.complete();
+                  } else if (isErrorReply(answer)) {
                     subscriber.error(remoteError(op, this.address, answer));
                   } else {
                     subscriber.next(answer);

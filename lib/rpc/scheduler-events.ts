@@ -62,7 +62,8 @@ function clientStream(
   scheduler: SchedulerLike,
 ): Observable<SchedulerEvent> {
   return new Observable<SchedulerEvent>((subscriber) => {
-    // A versions map shaped like the scheduler's own avoids a version-mismatch warning.
+    // Dask 2022.12.1 answers empty versions with a 'Mismatched versions' warning in its
+    // stream-start message: harmless (only its `error` refuses a client), and ignored here.
     comm.write({ op: 'register-client', client, versions: { host: {}, packages: {} }, reply: false }).catch(() => undefined);
     const stream = batched(comm, { interval: batchInterval, scheduler });
     stream.send({ op: 'subscribe-topic', topic });

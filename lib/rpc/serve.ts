@@ -57,8 +57,13 @@ export function serve(listener: Observable<Comm>, handlers: Record<string, Handl
   const streams = config.streams ?? {};
   const served = new Set<Comm>();
   const subscription = listener.subscribe((comm) => {
+    // Stream comms stay listed after their handler returns (it may have just subscribed):
+    // closed ones are dropped as new comms come.
+    for (const old of served) if (old.closed) served.delete(old);
     served.add(comm);
-    void handleComm(comm, handlers, streams).finally(() => served.delete(comm));
+    void handleComm(comm, handlers, streams).then((handedOver) => {
+      if (!handedOver) served.delete(comm);
+    });
   });
   subscription.add(() => {
     for (const comm of served) void comm.close();
@@ -72,20 +77,21 @@ export function serve(listener: Observable<Comm>, handlers: Record<string, Handl
  * loop of `read()`s, as Dask's: what arrives after a stream's first message stays unread
  * on the comm for the stream handler, however late it subscribes.
  */
-async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams: Record<string, StreamHandler>): Promise<void> {
+/** Resolves true when a stream handler took the comm over (it stays open after this). */
+async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams: Record<string, StreamHandler>): Promise<boolean> {
   for (;;) {
     let message: unknown;
     try {
       message = await comm.read();
     } catch {
-      return; // the comm ended (closed, aborted, or the peer went away)
+      return false; // the comm ended (closed, aborted, or the peer went away)
     }
     try {
       if (!plainObject(message) || typeof message.op !== 'string') {
         // Dask raises here and the comm ends: answer why, then close.
         await comm.write(errorReply(new TypeError(`Bad message type: expected a map with an 'op', got ${describe(message)}`)));
         await comm.close();
-        return;
+        return false;
       }
       const { op, reply = true, close = false, ...args } = message;
       const stream = own(streams, op);
@@ -97,12 +103,12 @@ async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams
           reportStatus({ type: 'serve:handler-error', op, peerAddress: comm.peerAddress, error: err });
           comm.abort(err);
         }
-        return;
+        return true;
       }
       if (op === 'close') {
         if (reply !== false) await comm.write('OK');
         await comm.close();
-        return;
+        return false;
       }
       const handler = own(handlers, op);
       let result: unknown = null;
@@ -120,10 +126,10 @@ async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams
       if (reply !== false) await comm.write(result);
       if (close === true) {
         await comm.close();
-        return;
+        return false;
       }
     } catch {
-      return; // a write failed: the comm is gone, and its end is already on status$
+      return false; // a write failed: the comm is gone, and its end is already on status$
     }
   }
 }
