@@ -6,7 +6,7 @@
  */
 export type { FramePieces, MessageCodec } from './codec';
 export { messageSize, wireSize } from './framing/header';
-export { FrameParser, type FrameParserConfig } from './framing/frame-parser';
+export { FrameParser, HANDSHAKE_LIMIT, type FrameParserConfig } from './framing/frame-parser';
 export { FrameWriter, frameMessage, encodePrelude } from './framing/frame-writer';
 export { countMessage, joinPieces, wsMessagesOf, WsMessageReader, type WsMessageReaderConfig } from './framing/ws-messages';
 export {

@@ -157,6 +157,28 @@ describe('tcp faults', () => {
     server.stop();
   });
 
+  it('should refuse a first message (the handshake) that announces more than 64 KiB, before allocating it', async () => {
+    const listener = listen('tcp://127.0.0.1:0');
+    const rejection = firstValueFrom(status$.pipe(filter((e) => e.type === 'listen:rejected')));
+    const serving = listener.subscribe(() => undefined);
+    const { contactAddress } = await firstValueFrom(listener.bound$);
+    const socket = net.connect({ host: '127.0.0.1', port: Number(contactAddress.split(':').pop()) });
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // T, N = 1, len[0] = 1 GiB, and a few bytes of it: without the handshake limit this
+    // would reserve 1 GiB for a peer that has not said who it is.
+    const header = Buffer.alloc(24);
+    header.writeBigUInt64LE(16n + 2n ** 30n, 0);
+    header.writeBigUInt64LE(1n, 8);
+    header.writeBigUInt64LE(2n ** 30n, 16);
+    socket.write(Buffer.concat([header, Buffer.alloc(100)]));
+    const event = await rejection;
+    await closed;
+    expect(event.type === 'listen:rejected' && event.error.message).toMatch(/the first message \(the handshake\) announced \d+ bytes, more than the 65536 accepted before a handshake/);
+    serving.unsubscribe();
+  });
+
   it('should error the reader when the stream ends in the middle of a message', async () => {
     const server = await echoListener();
     await server.sendRaw(identityRequest.subarray(0, 30));

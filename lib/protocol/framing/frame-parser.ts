@@ -26,7 +26,17 @@ export interface FrameParserConfig {
    * Default: 1,048,576 (a prelude of 8 MiB).
    */
   maxFrameCount?: number;
+  /**
+   * A lower limit for the first message only: in Dask's protocol that is the handshake, a
+   * map of a few dozen bytes, so a peer that has not yet said who it is cannot make the
+   * parser reserve more than this (a declared 1 GiB frame would otherwise be allocated up
+   * front). Default: no lower limit.
+   */
+  firstMessageLimit?: number;
 }
+
+/** What the transports pass as `firstMessageLimit`: Dask's handshake is about 70 bytes. */
+export const HANDSHAKE_LIMIT = 64 * 1024;
 
 // The parser's states. Plain numbers: a `const enum` would not survive isolated transpilers.
 const READ_ANNOUNCED_SIZE = 0; // T
@@ -69,10 +79,14 @@ const QUOTE_LIMIT = 40;
  * ```
  */
 export class FrameParser {
-  private readonly maxMessageSize: number;
+  /** The limit now: the first message's until it is read, then the configured one. */
+  private maxMessageSize: number;
+  private readonly configuredMaxMessageSize: number;
+  /** True until the first message is complete, while `firstMessageLimit` applies. */
+  private firstMessagePending: boolean;
   private readonly maxFrameCount: number;
   /** No single byte array can be larger than this here, whatever maxMessageSize says (bytes.ts). */
-  private readonly maxFrameLength: number;
+  private maxFrameLength: number;
   private readonly onMessage: (frames: Uint8Array[], nbytes: number) => void;
 
   private state = READ_ANNOUNCED_SIZE;
@@ -97,12 +111,14 @@ export class FrameParser {
   private atStreamStart = true;
 
   constructor(config: FrameParserConfig) {
-    const { maxMessageSize, onMessage, maxFrameCount = 1 << 20 } = config;
+    const { maxMessageSize, onMessage, maxFrameCount = 1 << 20, firstMessageLimit = Infinity } = config;
     if (!(maxMessageSize > 0)) throw new RangeError(`maxMessageSize must be a positive number, got ${maxMessageSize}`);
     if (!(maxFrameCount >= 1)) throw new RangeError(`maxFrameCount must be at least 1, got ${maxFrameCount}`);
-    this.maxMessageSize = maxMessageSize;
+    this.configuredMaxMessageSize = maxMessageSize;
+    this.firstMessagePending = firstMessageLimit < maxMessageSize;
+    this.maxMessageSize = Math.min(maxMessageSize, firstMessageLimit);
     this.maxFrameCount = maxFrameCount;
-    this.maxFrameLength = Math.min(maxMessageSize, MAX_BYTE_LENGTH);
+    this.maxFrameLength = Math.min(this.maxMessageSize, MAX_BYTE_LENGTH);
     this.onMessage = onMessage;
   }
 
@@ -123,7 +139,15 @@ export class FrameParser {
     try {
       this.consume(chunk);
     } catch (err) {
-      this.failure = err instanceof Error ? err : new ProtocolError(String(err), { cause: err });
+      this.failure =
+        this.firstMessagePending && err instanceof MessageTooLargeError
+          ? new ProtocolError(
+              `the first message (the handshake) announced ${err.size} bytes, more than the ${this.maxMessageSize} accepted before a handshake`,
+              { cause: err },
+            )
+          : err instanceof Error
+            ? err
+            : new ProtocolError(String(err), { cause: err });
       throw this.failure;
     }
   }
@@ -198,6 +222,7 @@ export class FrameParser {
       }
       const frame = chunk.subarray(pos + SINGLE_HEADER, pos + SINGLE_HEADER + length);
       pos += SINGLE_HEADER + length;
+      if (this.firstMessagePending) this.liftFirstMessageLimit();
       this.onMessage([frame], WORD_SIZE + announced);
     }
     if (pos !== start) this.atStreamStart = false;
@@ -311,7 +336,14 @@ export class FrameParser {
     this.frames = [];
     this.frameLengths.length = 0;
     this.state = READ_ANNOUNCED_SIZE;
+    if (this.firstMessagePending) this.liftFirstMessageLimit();
     this.onMessage(frames, nbytes);
+  }
+
+  private liftFirstMessageLimit(): void {
+    this.firstMessagePending = false;
+    this.maxMessageSize = this.configuredMaxMessageSize;
+    this.maxFrameLength = Math.min(this.maxMessageSize, MAX_BYTE_LENGTH);
   }
 }
 

@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import type { Connection, ConnectionSink } from '../../comm/connection';
 import { CommClosedError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
-import { FrameParser, FrameWriter, messageSize, type MessageCodec } from '../../protocol';
+import { FrameParser, FrameWriter, HANDSHAKE_LIMIT, messageSize, type MessageCodec } from '../../protocol';
 
 export interface SocketConnectionInit {
   /** The socket messages travel on (the TLS socket for tls). */
@@ -83,6 +83,8 @@ export class SocketConnection implements Connection {
     this.sink = sink;
     const parser = new FrameParser({
       maxMessageSize: this.maxMessageSize,
+      // The handshake comes first: until it is read, a peer gets no large allocation.
+      firstMessageLimit: HANDSHAKE_LIMIT,
       onMessage: (frames, nbytes) => this.sink?.next(this.codec.decode(frames), nbytes),
     });
     this.socket.on('data', (chunk: Buffer) => {
