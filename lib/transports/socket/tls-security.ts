@@ -94,3 +94,16 @@ export function tlsInfo(socket: tls.TLSSocket): Record<string, unknown> {
     cipher: { name: cipher.standardName ?? cipher.name, protocol: socket.getProtocol(), bits },
   };
 }
+
+/**
+ * Why a listener that checks clients refuses this one, or undefined when it does not.
+ * A client that sent no certificate at all is told so: Node reports it as an unknown
+ * issuer (`UNABLE_TO_GET_ISSUER_CERT`), which would send its user looking at the CA.
+ */
+export function clientCertificateProblem(socket: tls.TLSSocket): string | undefined {
+  if (socket.authorized) return undefined;
+  const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+  return presented
+    ? `client certificate refused: ${String(socket.authorizationError)}`
+    : 'client certificate refused: the client presented none, and this listener requires one (requireClientCertificate)';
+}

@@ -11,7 +11,7 @@ import type { BackendOptions, SecurityConfig } from '../../registry/backend';
 import { socketAddress } from '../socket/host';
 import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
 import { tlsError } from '../socket/tls-errors';
-import { checkSecurity, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../socket/tls-security';
+import { checkSecurity, clientCertificateProblem, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../socket/tls-security';
 
 function securityOf(options: BackendOptions, side: 'connect' | 'listen'): SecurityConfig {
   return checkSecurity(options.security, side, 'tls');
@@ -72,7 +72,8 @@ export const tlsBackend = streamBackend({
       // OpenSSL in Python, it sends no alert: a TLS 1.3 client would just see the
       // connection drop, and retry until its timeout. The listener answers its Dask
       // handshake with the reason instead, and it fails at once.
-      if (checkClients && !socket.authorized) events.refused(ready, `client certificate refused: ${String(socket.authorizationError)}`);
+      const problem = checkClients ? clientCertificateProblem(socket) : undefined;
+      if (problem) events.refused(ready, problem);
       else events.ready(ready);
     });
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {

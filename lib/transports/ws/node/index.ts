@@ -18,7 +18,7 @@ import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from 
 import { bindServer } from '../../socket/bind';
 import { hostPortLookups, socketAddress } from '../../socket/host';
 import { tlsError } from '../../socket/tls-errors';
-import { checkSecurity, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../../socket/tls-security';
+import { checkSecurity, clientCertificateProblem, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../../socket/tls-security';
 import { WebSocketConnection } from '../connection';
 import { NodeMessageSocket } from './node-socket';
 import { originAllowed } from './origin';
@@ -242,14 +242,11 @@ function createServer(
     upgrades.handleUpgrade(request, socket, head, (ws) => {
       socket.setKeepAlive(true);
       const connection = connectionFor(ws, socket);
-      const tlsSocket = socket as tls.TLSSocket;
       // As on tls://: Node checks a client certificate only after the TLS handshake, so
       // the listener answers the Dask handshake with the reason rather than just hanging up.
-      if (checkClients && !tlsSocket.authorized) {
-        emit({ type: 'refused', connection, reason: `client certificate refused: ${String(tlsSocket.authorizationError)}` });
-      } else {
-        emit({ type: 'connection', connection });
-      }
+      const problem = checkClients ? clientCertificateProblem(socket as tls.TLSSocket) : undefined;
+      if (problem) emit({ type: 'refused', connection, reason: problem });
+      else emit({ type: 'connection', connection });
     });
   });
 
