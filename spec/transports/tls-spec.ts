@@ -4,7 +4,6 @@ import { filter, firstValueFrom, type Subscription } from 'rxjs';
 import {
   ConfigError,
   connect,
-  ConnectTimeoutError,
   FatalCommClosedError,
   listen,
   status$,
@@ -136,11 +135,13 @@ describe('tls', () => {
     server.stop();
   });
 
-  it('should drop a plaintext client and keep serving', async () => {
+  it('should refuse a plaintext Dask client at once, saying to use tls://, and keep serving', async () => {
     const server = await echoServer();
     const rejection = server.nextRejection();
-    const plain = firstValueFrom(connect(`tcp://127.0.0.1:${server.port}`, { timeout: 1000 }));
-    await expect(plain).rejects.toBeInstanceOf(ConnectTimeoutError);
+    const { error, retries } = await failedConnect(`tcp://127.0.0.1:${server.port}`, undefined, 20_000);
+    expect(error).toBeInstanceOf(FatalCommClosedError);
+    expect(error.message).toMatch(/this is a tls:\/\/ listener and the client spoke plaintext/);
+    expect(retries).toBe(0); // not retried until the timeout
     expect(await rejection).toMatchObject({ type: 'listen:rejected' });
     await server.stillServes();
     server.stop();

@@ -9,7 +9,7 @@ import { unparseHostPort } from '../../addresses';
 import { HandshakeError } from '../../errors';
 import type { BackendOptions, SecurityConfig } from '../../registry/backend';
 import { socketAddress } from '../socket/host';
-import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
+import { SOCKET_OPTIONS, streamBackend, type ServerEvents } from '../socket/stream-backend';
 import { tlsError } from '../socket/tls-errors';
 import { checkSecurity, clientCertificateProblem, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../socket/tls-security';
 
@@ -85,6 +85,40 @@ export const tlsBackend = streamBackend({
       socket.destroy(); // Node does not always close it
       events.rejected(peerAddress, error);
     });
-    return server;
+    return plaintextAware(server, options.handshakeTimeout, events);
   },
 });
+
+/** The first byte of a TLS connection: a handshake record (its ClientHello). */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/**
+ * The server that binds: it reads each connection's first bytes before handing it to the
+ * TLS server (`emit('connection')`, which takes the bytes already read). A plaintext Dask
+ * client (`tcp://` to a tls listener) would otherwise see the connection just close and
+ * retry until its timeout; instead its connection is `refused`, so the listener answers its
+ * Dask handshake with the reason and it fails at once.
+ */
+function plaintextAware(tlsServer: tls.Server, handshakeTimeout: number, events: ServerEvents): net.Server {
+  return net.createServer(SOCKET_OPTIONS, (rawSocket) => {
+    rawSocket.on('error', () => undefined); // its TLS socket, or its comm, reports what matters
+    const deadline = setTimeout(() => {
+      events.rejected(socketAddress('tls', rawSocket.remoteAddress, rawSocket.remotePort), new HandshakeError(`TLS handshake not completed within ${handshakeTimeout} ms`));
+      rawSocket.destroy();
+    }, handshakeTimeout);
+    rawSocket.once('close', () => clearTimeout(deadline));
+    rawSocket.once('data', (first: Buffer) => {
+      clearTimeout(deadline);
+      rawSocket.pause();
+      rawSocket.unshift(first);
+      if (first[0] === TLS_HANDSHAKE_RECORD) {
+        tlsServer.emit('connection', rawSocket);
+      } else {
+        events.refused(
+          { socket: rawSocket, rawSocket },
+          'this is a tls:// listener and the client spoke plaintext: connect with tls:// and the TLS settings (security)',
+        );
+      }
+    });
+  });
+}
