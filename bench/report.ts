@@ -1,7 +1,8 @@
 /**
  * The reporter of `npm run bench`: from each client's figures per repetition to the
  * table printed per transport (medians, ratios, targets, verdicts) and the spread of
- * rxcomm/bare within each repetition. No I/O: run.ts prints and saves what this returns.
+ * rxcomm/bare within each repetition, and the rpc table (rxcomm against Dask only, see
+ * reportRpc). No I/O: run.ts prints and saves what this returns.
  *
  * Targets are ratios of rxcomm's figure to the baseline's, measured in the same run, so
  * they hold on any machine; absolute figures would not. The baseline ("bare") is plain
@@ -156,12 +157,16 @@ function renderTable(transport: Transport, checks: Check[], reps: Record<Impl, n
     const metric = METRICS.find((m) => m.key === c.metric)!;
     return [metric.label, format(c.rxcomm, metric.unit), format(c.bare, metric.unit), format(c.dask, metric.unit), r(c.vsBare), r(c.vsDask), c.target ?? '', verdict(c)];
   });
-  const left = (i: number) => i === 0 || i >= 6;
+  const title = `${transport}: medians of ${reps.rxcomm}/${reps.bare}/${reps.dask} interleaved reps (rxcomm/bare/Dask); latency ratios < 1 and other ratios > 1 favour rxcomm`;
+  return [title, ...markdownTable(header, rows, (i) => i === 0 || i >= 6)].join('\n');
+}
+
+/** The lines of a markdown table, columns padded; `left(i)`: column i is left-aligned (else right). */
+function markdownTable(header: string[], rows: string[][], left: (i: number) => boolean): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]) => '| ' + cells.map((cell, i) => (left(i) ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ') + ' |';
   const rule = '|' + widths.map((w, i) => (left(i) ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  const title = `${transport}: medians of ${reps.rxcomm}/${reps.bare}/${reps.dask} interleaved reps (rxcomm/bare/Dask); latency ratios < 1 and other ratios > 1 favour rxcomm`;
-  return [title, line(header), rule, ...rows.map(line)].join('\n');
+  return [line(header), rule, ...rows.map(line)];
 }
 
 export interface TransportReport {
@@ -205,4 +210,114 @@ export function reportTransport(transport: Transport, runs: ClientRun[], reps: n
       `16 MiB ${spread('bulk_16MiB_MiBps')}, 1 MiB ${spread('bulk_1MiB_MiBps')}`;
   }
   return { table, medians, checks, pairedRxcommOverBare: paired };
+}
+
+// ---------------------------------------------------------------------------------------
+// the rpc table (rpc.ts): rxcomm's serve ← rpc against Dask's Server ← rpc, over tcp
+// ---------------------------------------------------------------------------------------
+
+/** The rpc table's implementations: there is no bare baseline for an rpc layer. */
+export type RpcImpl = 'rxcomm' | 'dask';
+export const RPC_IMPLS: RpcImpl[] = ['rxcomm', 'dask'];
+/** The issue's target: at least 3 × Dask's calls/s, sequential and 100-way concurrent. */
+export const RPC_TARGET_VS_DASK = 3;
+
+interface RpcMetric {
+  key: string;
+  label: (concurrency: number) => string;
+  unit: 'us' | 'rate';
+  lowerIsBetter?: boolean;
+  /** rxcomm/Dask must be at least this (no target if absent). */
+  minVsDask?: number;
+}
+
+export const RPC_METRICS: RpcMetric[] = [
+  { key: 'rpc_sequential_per_s', label: () => 'sequential calls/s (rpc)', unit: 'rate', minVsDask: RPC_TARGET_VS_DASK },
+  { key: 'rpc_concurrent_per_s', label: (n) => `${n} concurrent calls/s (pool)`, unit: 'rate', minVsDask: RPC_TARGET_VS_DASK },
+  { key: 'rpc_sequential_median_us', label: () => 'sequential call median (µs)', unit: 'us', lowerIsBetter: true },
+  { key: 'rpc_sequential_cpu_us', label: () => 'sequential CPU/call, client+server (µs)', unit: 'us', lowerIsBetter: true },
+  { key: 'rpc_concurrent_cpu_us', label: (n) => `${n} concurrent CPU/call, client+server (µs)`, unit: 'us', lowerIsBetter: true },
+];
+
+export interface RpcCheck {
+  metric: string;
+  rxcomm?: number;
+  dask?: number;
+  vsDask?: number;
+  target?: string;
+  pass?: boolean;
+}
+
+export interface RpcReport {
+  table: string;
+  medians: Partial<Record<RpcImpl, Record<string, number>>>;
+  checks: RpcCheck[];
+  /** rxcomm/Dask per repetition and metric (the two measured phase by phase, seconds apart). */
+  pairedRxcommOverDask: Record<string, number[]>;
+}
+
+/** The rpc table from both clients' repetitions (failed ones are left out of the medians). */
+export function reportRpc(runs: ClientRun[], reps: number, concurrency: number, poolLimit = concurrency): RpcReport {
+  const medians: RpcReport['medians'] = {};
+  const counts: Record<RpcImpl, number> = { rxcomm: 0, dask: 0 };
+  for (const impl of RPC_IMPLS) {
+    const ok = runs.filter((run) => run.impl === impl && run.ok);
+    counts[impl] = ok.length;
+    if (ok.length === 0) continue;
+    medians[impl] = {};
+    for (const m of RPC_METRICS) {
+      // A figure some reps lack (the servers' CPU where there is no /proc) is left out.
+      const values = ok.map((run) => run.result![m.key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      if (values.length > 0) medians[impl]![m.key] = median(values);
+    }
+  }
+  const checks = RPC_METRICS.map((metric): RpcCheck => {
+    const out: RpcCheck = { metric: metric.key, rxcomm: medians.rxcomm?.[metric.key], dask: medians.dask?.[metric.key] };
+    out.vsDask = ratio(out.rxcomm, out.dask);
+    if (metric.minVsDask !== undefined) {
+      out.target = `≥${metric.minVsDask}× Dask`;
+      if (out.vsDask !== undefined) out.pass = out.vsDask >= metric.minVsDask;
+    }
+    return out;
+  });
+  const paired: Record<string, number[]> = {};
+  for (let rep = 0; rep < reps; rep++) {
+    const of = (impl: RpcImpl) => runs.find((run) => run.impl === impl && run.rep === rep && run.ok)?.result;
+    const [rx, dask] = [of('rxcomm'), of('dask')];
+    if (!rx || !dask) continue;
+    for (const { key } of RPC_METRICS) {
+      const value = ratio(rx[key] as number, dask[key] as number);
+      if (value !== undefined) (paired[key] ??= []).push(Math.round(value * 100) / 100);
+    }
+  }
+
+  const r = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
+  const verdictOf = (c: RpcCheck) => (c.target === undefined ? '(no target)' : c.pass === undefined ? 'n/a (Dask n/a)' : c.pass ? 'pass' : 'FAIL (Dask)');
+  const header = ['metric', 'rxcomm', 'Dask', 'rxcomm/Dask', 'target', 'result'];
+  const rows = checks.map((c) => {
+    const metric = RPC_METRICS.find((m) => m.key === c.metric)!;
+    return [metric.label(concurrency), format(c.rxcomm, metric.unit), format(c.dask, metric.unit), r(c.vsDask), c.target ?? '', verdictOf(c)];
+  });
+  const limitNote = poolLimit === concurrency ? '' : ` [pools' limit ${poolLimit}]`;
+  const title = `rpc (tcp${limitNote}): medians of ${counts.rxcomm}/${counts.dask} interleaved reps (rxcomm/Dask); latency ratios < 1 and other ratios > 1 favour rxcomm`;
+  let table = [title, ...markdownTable(header, rows, (i) => i === 0 || i >= 4)].join('\n');
+  if (Object.keys(paired).length > 0 && reps > 1) {
+    const spread = (key: string) => {
+      const values = paired[key] ?? [];
+      return values.length ? `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` : 'n/a';
+    };
+    table += `\nrxcomm/Dask within each rep (min–max): sequential ${spread('rpc_sequential_per_s')}, concurrent ${spread('rpc_concurrent_per_s')}, call median ${spread('rpc_sequential_median_us')}, CPU/call ${spread('rpc_sequential_cpu_us')} and ${spread('rpc_concurrent_cpu_us')}`;
+  }
+  // Dask's ConnectionPool.collect() closes every idle comm; at limit = concurrency it keeps
+  // doing so, and the concurrent figure pays for reconnecting (bench/README.md).
+  const collects = runs
+    .filter((run) => run.impl === 'dask' && run.ok)
+    .map((run) => ((run.result?.raw as Record<string, Array<{ pool_collects?: number; calls?: number }>> | undefined)?.rpc_concurrent ?? [])[0])
+    .filter((phase) => phase?.pool_collects !== undefined);
+  if (collects.length > 0) {
+    table +=
+      `\nDask's pool (limit ${poolLimit}) closed its idle comms (collect()) ${collects.map((p) => p.pool_collects).join(', ')} times ` +
+      `in the concurrent phases (${collects.map((p) => p.calls).join(', ')} calls)`;
+  }
+  return { table, medians, checks, pairedRxcommOverDask: paired };
 }

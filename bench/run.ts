@@ -1,8 +1,9 @@
 /**
  * `npm run bench`, the orchestrator: rxcomm against bare Node and against Dask, side by
- * side in one run, over tcp, tls, ws and wss.
+ * side in one run, over tcp, tls, ws and wss; then the rpc table (rpc.ts): rxcomm's rpc
+ * layer against Dask's Server and rpc.
  *
- *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--reps N] [--no-dask]
+ *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask]
  *     npm run bench -- --parser          (the protocol layer alone: parser.ts)
  *
  * Each side (sides/rxcomm.ts, sides/bare.ts for tcp/tls or sides/bare_ws.ts for ws/wss,
@@ -19,18 +20,21 @@
  *   stepped: it runs whole (`bench-client --reps 1`) before the Node pair in odd reps
  *   and after it in even ones (CPython has no JIT to warm).
  * - Every child has a deadline and is killed by its PID when it overruns or when the
- *   run ends; reps that would push the run past its budget (~5 minutes for the default
- *   tcp, tls and ws) are dropped and reported.
+ *   run ends (children.ts); reps that would push the run past its budget (~5 minutes for
+ *   the default tcp, tls, ws and rpc) are dropped and reported.
  * Everything measured goes to bench/results/latest.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
+import { Child, killAll, log, SteppedClient } from './children';
 import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type ClientRun, type Impl, type Transport } from './report';
+import { runRpc } from './rpc';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
+import { RPC_DEFAULTS, type RpcOptions } from './sides/rpc_protocol';
 
 /** dist-scripts/bench/run.js → the repository: the Python side runs from its source. */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -45,14 +49,17 @@ function commandOf(impl: Impl, transport: Transport): [string, string[]] {
 const RESULTS = path.join(ROOT, 'bench', 'results', 'latest.json');
 
 /**
- * The default run (tcp, tls, ws) should end within ~5 minutes, reps that would overrun
- * are dropped. Each transport reserves about what its 3 reps take here (ws and wss: the
- * bulk phases run into their time limit, Dask's ws client into its own); the budget is
- * the larger of 280 s and those reservations plus 30 s (~6 minutes with wss too).
+ * The default run (tcp, tls, ws, rpc) should end within ~5 minutes, reps that would
+ * overrun are dropped. Each transport reserves about what its 3 reps take here (ws and
+ * wss: the bulk phases run into their time limit, Dask's ws client into its own), and the
+ * rpc table what its servers' start, its warm-ups and 3 reps take; the budget is the
+ * larger of 280 s and those reservations plus 30 s (~6 minutes with wss too).
  */
 const MIN_BUDGET_MS = 280_000;
 const RESERVE_MS: Record<Transport, number> = { tcp: 70_000, tls: 70_000, ws: 90_000, wss: 90_000 };
 const QUICK_RESERVE_MS = 25_000;
+const RPC_RESERVE_MS = 45_000;
+const QUICK_RPC_RESERVE_MS = 20_000;
 const SERVER_READY_MS = 45_000;
 
 // ---------------------------------------------------------------------------------------
@@ -63,18 +70,32 @@ interface RunArgs {
   quick: boolean;
   parser: boolean;
   transports: Transport[];
+  /** The rpc table: in the default run, with --rpc; not with --transport alone, nor with --no-rpc. */
+  rpc: boolean;
   reps: number;
   dask: boolean;
   options: BenchOptions;
+  rpcOptions: RpcOptions;
 }
 
-const USAGE = 'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--reps N] [--no-dask] | npm run bench -- --parser';
-/** What `npm run bench` measures without --transport. */
+const USAGE =
+  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask] | npm run bench -- --parser';
+/** What `npm run bench` measures without --transport or --rpc (and the rpc table). */
 const DEFAULT_TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws'];
 
 function parseArgs(argv: string[]): RunArgs {
-  const args: RunArgs = { quick: false, parser: false, transports: [...DEFAULT_TRANSPORTS], reps: 3, dask: true, options: { ...DASK_BENCH_DEFAULTS } };
+  const args: RunArgs = {
+    quick: false,
+    parser: false,
+    transports: [...DEFAULT_TRANSPORTS],
+    rpc: true,
+    reps: 3,
+    dask: true,
+    options: { ...DASK_BENCH_DEFAULTS },
+    rpcOptions: { ...RPC_DEFAULTS },
+  };
   let reps: number | undefined;
+  let rpc: boolean | undefined;
   const chosen: Transport[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -82,7 +103,13 @@ function parseArgs(argv: string[]): RunArgs {
     if (arg === '--quick') args.quick = true;
     else if (arg === '--parser') args.parser = true;
     else if (arg === '--no-dask') args.dask = false;
-    else if (arg === '--transport' || arg.startsWith('--transport=')) {
+    else if (arg === '--rpc') rpc = true;
+    else if (arg === '--no-rpc') rpc = false;
+    else if (arg === '--rpc-pool-limit' || arg.startsWith('--rpc-pool-limit=')) {
+      // Comparison only: both pools' limit above the 100 callers (bench/README.md, Dask's pool churn).
+      args.rpcOptions.poolLimit = Number(value());
+      if (!(args.rpcOptions.poolLimit >= 1)) throw new Error('--rpc-pool-limit takes a positive integer');
+    } else if (arg === '--transport' || arg.startsWith('--transport=')) {
       const list = value();
       for (const t of list === 'all' ? TRANSPORTS : list.split(',')) {
         if (!(TRANSPORTS as readonly string[]).includes(t)) throw new Error(`--transport takes ${TRANSPORTS.join(', ')} (comma-separated), got ${JSON.stringify(list)}`);
@@ -96,119 +123,30 @@ function parseArgs(argv: string[]): RunArgs {
       process.exit(0);
     } else throw new Error(`unknown argument ${JSON.stringify(arg)} (${USAGE})`);
   }
+  // What is named is what runs: --rpc alone is the rpc table alone, --transport alone no rpc table.
   if (chosen.length > 0) args.transports = [...new Set(chosen)];
+  else if (rpc === true) args.transports = [];
+  args.rpc = rpc ?? chosen.length === 0;
   if (args.quick) {
     args.reps = 1;
     args.options = { reps: 1, trips: 1000, tripSeconds: 0.5, pipelined: 20_000, pipelinedSeconds: 0.5, bulkTotalMiB: 64, bulkSeconds: 0.5 };
+    args.rpcOptions = { ...args.rpcOptions, calls: 1000, callSeconds: 0.5, concurrentCalls: 10_000, concurrentSeconds: 0.5 };
   }
   if (reps !== undefined) args.reps = Math.floor(reps);
   // Each client process runs Dask's warm-up and ONE repetition at a time; run.ts interleaves.
   args.options.reps = 1;
+  args.rpcOptions.reps = 1;
   return args;
 }
 
 // ---------------------------------------------------------------------------------------
-// children: each prints JSON lines on stdout and stops when its stdin closes
+// children (children.ts): each prints JSON lines on stdout and stops when its stdin closes
 // ---------------------------------------------------------------------------------------
 
-const running = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of running) {
-    try {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-type Line = Record<string, unknown>;
-
-class Child {
-  private readonly child: ChildProcess;
-  private readonly lines: Line[] = [];
-  private waiter: ((line: Line | undefined) => void) | undefined;
-  private ended = false;
-  private stderrTail = '';
-
-  constructor(impl: Impl, transport: Transport, args: string[]) {
-    const [command, prefix] = commandOf(impl, transport);
-    this.child = spawn(command, [...prefix, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    running.add(this.child);
-    this.child.once('exit', () => running.delete(this.child));
-    this.child.on('error', () => undefined);
-    this.child.stdin!.on('error', () => undefined);
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (chunk: string) => (this.stderrTail = (this.stderrTail + chunk).slice(-4000)));
-    let buffered = '';
-    this.child.stdout!.setEncoding('utf8');
-    this.child.stdout!.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const text = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        try {
-          if (text.startsWith('{')) this.push(JSON.parse(text));
-        } catch {
-          // not a line of ours
-        }
-      }
-    });
-    this.child.stdout!.on('end', () => {
-      this.ended = true;
-      this.waiter?.(undefined);
-    });
-  }
-
-  private push(line: Line): void {
-    if (this.waiter) this.waiter(line);
-    else this.lines.push(line);
-  }
-
-  /** The next JSON line, or undefined if stdout ended or `ms` passed. */
-  next(ms: number): Promise<Line | undefined> {
-    if (this.lines.length > 0) return Promise.resolve(this.lines.shift());
-    if (this.ended) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), ms);
-      const done = (line: Line | undefined) => {
-        clearTimeout(timer);
-        this.waiter = undefined;
-        resolve(line);
-      };
-      this.waiter = done;
-    });
-  }
-
-  send(line: string): void {
-    this.child.stdin!.write(line + '\n');
-  }
-
-  /** Why it said nothing: its exit status and the end of its stderr. */
-  failure(): string {
-    const code = this.child.exitCode ?? this.child.signalCode;
-    return `${code === null ? 'no answer in time' : `exited with ${code}`}; stderr: ${this.stderrTail.trim().slice(-400)}`;
-  }
-
-  /** Closes its stdin (its signal to stop); kills it by PID if it lingers. */
-  async stop(): Promise<void> {
-    const { child } = this;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.stdin!.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
+/** A side's process: `impl`'s command for `transport`, run from the repository. */
+function childOf(impl: Impl, transport: Transport, args: string[]): Child {
+  const [command, prefix] = commandOf(impl, transport);
+  return new Child(command, [...prefix, ...args], ROOT);
 }
 
 interface Tls {
@@ -232,7 +170,7 @@ function dialable(transport: Transport, address: string): string {
 
 async function startServer(impl: Impl, transport: Transport, tls: Tls | undefined): Promise<{ child: Child; address: string }> {
   const mode = impl === 'dask' ? ['bench-server', '--transport', transport] : ['server', transport];
-  const child = new Child(impl, transport, [...mode, ...tlsArgs(tls?.server), '--lifetime', '600']);
+  const child = childOf(impl, transport, [...mode, ...tlsArgs(tls?.server), '--lifetime', '600']);
   const line = await child.next(SERVER_READY_MS);
   if (line?.ready === true && typeof line.address === 'string') return { child, address: dialable(transport, line.address) };
   await child.stop();
@@ -244,47 +182,15 @@ function clientArgs(impl: Impl, transport: Transport, address: string, tls: Tls 
   return impl === 'dask' ? ['bench-client', address, ...common] : ['client', address, transport, ...common];
 }
 
-/** A Node client in `--stepped` mode: connected and warmed up once, then one phase per request. */
-class SteppedClient {
-  error: string | undefined;
-
-  private constructor(
-    readonly impl: Impl,
-    private readonly child: Child,
-  ) {}
-
-  static async start(impl: Impl, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, lifetimeS: number): Promise<SteppedClient> {
-    const client = new SteppedClient(impl, new Child(impl, transport, [...clientArgs(impl, transport, address, tls, options, lifetimeS), '--stepped']));
-    const warm = await client.child.next(60_000);
-    if (warm?.warm !== true) {
-      client.error = `warm-up failed: ${(warm?.error as string | undefined) ?? client.child.failure()}`;
-      await client.child.stop();
-    }
-    return client;
-  }
-
-  /** Runs one phase; a client that fails or overruns is stopped and not asked again. */
-  async phase(phase: string, timeoutS: number): Promise<{ seconds: number; result?: PhaseResult; error?: string }> {
-    if (this.error) return { seconds: 0, error: this.error };
-    const started = Date.now();
-    this.child.send(`phase ${phase}`);
-    const line = await this.child.next(timeoutS * 1000);
-    const seconds = (Date.now() - started) / 1000;
-    if (line?.ok === true && line.phase === phase && line[this.impl] && typeof line[this.impl] === 'object') return { seconds, result: line[this.impl] as PhaseResult };
-    this.error = `${phase}: ${(line?.error as string | undefined) ?? this.child.failure()}`;
-    await this.child.stop();
-    return { seconds, error: this.error };
-  }
-
-  stop(): Promise<void> {
-    return this.child.stop();
-  }
+/** A Node client in `--stepped` mode (children.ts): connected and warmed up once, then one phase per request. */
+async function startStepped(impl: Impl, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, lifetimeS: number): Promise<SteppedClient<Impl>> {
+  return SteppedClient.start(impl, childOf(impl, transport, [...clientArgs(impl, transport, address, tls, options, lifetimeS), '--stepped']));
 }
 
 /** Dask's client, whole: warm-up and one repetition in a process of its own. */
 async function runDaskClient(rep: number, transport: Transport, address: string, tls: Tls | undefined, options: BenchOptions, timeoutS: number): Promise<ClientRun> {
   const started = Date.now();
-  const child = new Child('dask', transport, clientArgs('dask', transport, address, tls, options, timeoutS));
+  const child = childOf('dask', transport, clientArgs('dask', transport, address, tls, options, timeoutS));
   // It has its own deadline; this one is for a child that ignores it.
   const line = await child.next((timeoutS + 10) * 1000);
   const seconds = (Date.now() - started) / 1000;
@@ -340,10 +246,6 @@ function wsNativeMask(): string {
   }
 }
 
-function log(message: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
 function commandLine(argv: string[]): string {
   const quoted = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
   if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${argv.length ? ` -- ${quoted}` : ''}`;
@@ -385,7 +287,7 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
   const runs: ClientRun[] = [];
   const longest: Partial<Record<Impl, number>> = {};
   const clientTimeout = args.quick ? 60 : 90;
-  const stepped = new Map<Impl, SteppedClient>();
+  const stepped = new Map<Impl, SteppedClient<Impl>>();
   const record = (run: ClientRun) => {
     longest[run.impl] = Math.max(longest[run.impl] ?? 0, run.seconds);
     runs.push(run);
@@ -396,12 +298,12 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
   try {
     for (const impl of impls) {
       if (impl === 'dask' || !servers.has(impl)) continue;
-      const client = await SteppedClient.start(impl, transport, servers.get(impl)!.address, tls, args.options, budget / 1000 + 60);
+      const client = await startStepped(impl, transport, servers.get(impl)!.address, tls, args.options, budget / 1000 + 60);
       stepped.set(impl, client);
       if (client.error) record({ impl, rep: 0, ok: false, seconds: 0, error: client.error });
       else log(`${transport}: ${impl} client connected and warmed up`);
     }
-    const nodeImpls = [...stepped.values()].filter((client) => !client.error).map((client) => client.impl);
+    const nodeImpls = [...stepped.values()].filter((client) => !client.error).map((client) => client.label);
     const active: Impl[] = [...nodeImpls, ...(servers.has('dask') ? (['dask'] as const) : [])];
     const runDask = async (rep: number) => {
       if (servers.has('dask')) record(await runDaskClient(rep, transport, servers.get('dask')!.address, tls, args.options, clientTimeout));
@@ -422,7 +324,7 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
         for (let i = 0; i < nodeImpls.length; i++) {
           const impl = nodeImpls[(i + rep + k) % nodeImpls.length];
           if (failed.has(impl)) continue;
-          const outcome = await stepped.get(impl)!.phase(PHASES[k], clientTimeout);
+          const outcome = await stepped.get(impl)!.phase<PhaseResult>(PHASES[k], clientTimeout);
           seconds.set(impl, seconds.get(impl)! + outcome.seconds);
           if (outcome.result) reps.get(impl)![PHASES[k]] = outcome.result;
           else failed.set(impl, outcome.error ?? 'failed');
@@ -473,8 +375,9 @@ async function main(): Promise<void> {
       rxcommCommit: gitCommit(),
       wsMasking: wsNativeMask(),
     },
-    options: { ...args.options, interleavedReps: args.reps, transports: args.transports },
+    options: { ...args.options, interleavedReps: args.reps, transports: args.transports, rpc: args.rpc ? args.rpcOptions : false },
     transports,
+    rpc: undefined as unknown,
     tables,
     finished: '',
     seconds: 0,
@@ -482,7 +385,8 @@ async function main(): Promise<void> {
 
   // Time is reserved for the transports rxcomm can run (the others are skipped at once).
   const reserve = (t: Transport) => (missingBackend(t) ? 0 : args.quick ? QUICK_RESERVE_MS : RESERVE_MS[t]);
-  const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000));
+  const rpcReserve = args.rpc ? (args.quick ? QUICK_RPC_RESERVE_MS : RPC_RESERVE_MS) : 0;
+  const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000 + rpcReserve));
   let certs: TestCertificates | undefined;
   let madeTls: Awaited<ReturnType<typeof makeTls>> | undefined;
   try {
@@ -511,13 +415,32 @@ async function main(): Promise<void> {
         continue;
       }
       // Leave time for the transports still to come.
-      const later = args.transports.slice(index + 1).reduce((sum, t) => sum + reserve(t), 0);
+      const later = args.transports.slice(index + 1).reduce((sum, t) => sum + reserve(t), rpcReserve);
       const deadline = startedAt + budget - later;
       const { runs, serverErrors } = await runTransport({ transport, impls, tls, args, deadline, budget });
       const { table, ...figures } = reportTransport(transport, runs, args.reps);
       tables.push(table);
       console.log('\n' + table + '\n');
       transports[transport] = { ...figures, serverErrors, runs };
+    }
+    if (args.rpc) {
+      const used = Date.now() - startedAt;
+      if (used > budget - 20_000) {
+        console.log(`rpc table skipped: out of time (${Math.round(used / 1000)} s used of ${budget / 1000})`);
+        report.rpc = { skipped: 'out of time' };
+      } else {
+        const { table, ...figures } = await runRpc({
+          root: ROOT,
+          python: dask.version ? PYTHON : undefined,
+          options: args.rpcOptions,
+          reps: args.reps,
+          deadline: startedAt + budget,
+          phaseTimeoutS: args.quick ? 60 : 90,
+        });
+        tables.push(table);
+        console.log('\n' + table + '\n');
+        report.rpc = figures;
+      }
     }
   } finally {
     await certs?.remove();

@@ -7,6 +7,10 @@ them.
     /usr/bin/python3 bench/sides/dask_side.py bench-client ADDRESS [--tls CA CERT KEY]
         [--label L] [--reps 3] [--trips 5000] [--trip-seconds 2] [--pipelined 50000]
         [--pipelined-seconds 1.5] [--bulk-total-mib 256] [--bulk-seconds 1.5] [--timeout 120]
+    /usr/bin/python3 bench/sides/dask_side.py rpc-server
+    /usr/bin/python3 bench/sides/dask_side.py rpc-client ADDRESS [--label L] [--reps 3]
+        [--calls 5000] [--call-seconds 2] [--concurrent-calls 50000] [--concurrent-seconds 2]
+        [--concurrency 100] [--timeout 120] [--stepped] [--only PHASE,...] [--no-warm-up]
 
 Run it with Debian's ``/usr/bin/python3`` (the only interpreter here that imports Dask).
 Not named dask.py: the script's folder comes first on sys.path and would shadow Dask.
@@ -22,6 +26,15 @@ advertises the LAN address, so the server prints ``ws://127.0.0.1:PORT`` as its 
 (the advertised one as ``advertised``, as interop/dask_peer.py's servers do); the client
 takes the scheme from ADDRESS.
 
+``rpc-server`` and ``rpc-client`` are the Dask side of the rpc table: a
+``distributed.core.Server({"echo": echo})`` on tcp://127.0.0.1:0, and
+``distributed.core.rpc(ADDRESS).echo(data=...)`` one call at a time and
+``ConnectionPool(limit=100)(ADDRESS).echo(data=...)`` with 100 callers under
+``asyncio.gather``; the same phases, payload and output keys as bench/sides/rpc_protocol.ts.
+With ``--stepped`` (what run.ts uses) the client warms up, prints ``{"warm": true}``, then
+answers each stdin line ``phase NAME`` with ``{"ok": true, "phase": NAME, "<label>": {...}}``,
+so run.ts can interleave it with rxcomm's client phase by phase.
+
 What it shares with the interop peer (connect/listen with ``--tls``, the server's life
 cycle, JSON lines, the command runner) is imported from interop/dask_peer.py rather than
 copied.
@@ -30,9 +43,12 @@ copied.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import statistics
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "interop"))
@@ -242,6 +258,194 @@ async def cmd_bench_client(args):
 
 
 # --------------------------------------------------------------------------------------
+# rpc server and client (the rpc table; bench/README.md, "The rpc table")
+# --------------------------------------------------------------------------------------
+
+RPC_PHASES = ("rpc_sequential", "rpc_concurrent")
+
+
+def rpc_payload(i):
+    """The payload of call ``i``, a small map (rpc_protocol.ts ``rpcPayload``). ``values`` is
+    a tuple because Dask decodes msgpack arrays as tuples: the echoed map then compares equal."""
+    return {"i": i, "name": "rpc-bench", "values": (1, 2, 3), "flag": True}
+
+
+def cpu_since(t0):
+    t1 = os.times()
+    return {"cpu_user_ms": (t1.user - t0.user) * 1000, "cpu_system_ms": (t1.system - t0.system) * 1000}
+
+
+async def cmd_rpc_server(args):
+    import_dask(args.compression)
+    from distributed.core import Server
+
+    def echo(data=None):
+        return data
+
+    server = Server({"echo": echo})
+    await server
+    await server.listen("tcp://127.0.0.1:0")
+    emit({"ready": True, "mode": "rpc-server", "address": server.listeners[0].contact_address,
+          "pid": os.getpid()})
+    try:
+        await serve_until_done(args)
+    finally:
+        try:
+            await asyncio.wait_for(server.close(), 5)
+        except Exception:
+            pass
+    return 0
+
+
+async def rpc_sequential(remote, max_calls, max_seconds):
+    """One call at a time: ``await remote.echo(data=...)``."""
+    pc = time.perf_counter_ns
+    lat = []
+    cpu = os.times()
+    start = pc()
+    deadline = start + int(max_seconds * 1e9)
+    i = 0
+    while i < max_calls:
+        data = rpc_payload(i)
+        t0 = pc()
+        reply = await remote.echo(data=data)
+        t1 = pc()
+        if reply != data:
+            raise BenchError(f"sequential: call {i} got {reply!r}"[:300])
+        lat.append(t1 - t0)
+        i += 1
+        if t1 > deadline:
+            break
+    seconds = (pc() - start) / 1e9
+    used = cpu_since(cpu)
+    lat.sort()
+    return {"calls": i, "per_s": i / seconds, "median_us": statistics.median(lat) / 1000,
+            "p99_us": lat[int(0.99 * (i - 1))] / 1000, "seconds": seconds, **used}
+
+
+async def rpc_concurrent(remote, max_calls, max_seconds, concurrency):
+    """``concurrency`` callers under asyncio.gather, each calling again once its reply is in."""
+    perf = time.perf_counter
+    cpu = os.times()
+    start = perf()
+    deadline = start + max_seconds
+    state = {"issued": 0, "done": 0}
+
+    async def caller():
+        while state["issued"] < max_calls and perf() < deadline:
+            i = state["issued"]
+            state["issued"] = i + 1
+            data = rpc_payload(i)
+            reply = await remote.echo(data=data)
+            if reply != data:
+                raise BenchError(f"concurrent: call {i} got {reply!r}"[:300])
+            state["done"] += 1
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    seconds = perf() - start
+    return {"calls": state["done"], "per_s": state["done"] / seconds, "seconds": seconds,
+            "concurrency": concurrency, **cpu_since(cpu)}
+
+
+def summarize_rpc(raw):
+    """Medians under the table's keys (rpc_protocol.ts ``summarizeRpc``)."""
+    med = statistics.median
+    seq, conc = raw.get("rpc_sequential") or [], raw.get("rpc_concurrent") or []
+    return {
+        "rpc_sequential_per_s": round(med(r["per_s"] for r in seq), 1) if seq else None,
+        "rpc_sequential_median_us": round(med(r["median_us"] for r in seq), 1) if seq else None,
+        "rpc_concurrent_per_s": round(med(r["per_s"] for r in conc), 1) if conc else None,
+        "reps": max(len(seq), len(conc)),
+        "raw": raw,
+    }
+
+
+async def stdin_lines():
+    """stdin's lines, read in a thread (asyncio has no portable async stdin); ends at EOF."""
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+
+    def read():
+        try:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin-steps", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
+
+
+class CollectCounter(logging.Filter):
+    """Counts ConnectionPool.collect() calls (Dask logs each one): each closes every idle comm
+    of the pool, which the callers then open again (bench/README.md, "The rpc table")."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record):
+        if record.msg.startswith("Collecting unused comms"):
+            self.count += 1
+        return True
+
+
+async def cmd_rpc_client(args):
+    import_dask(args.compression)
+    from distributed.core import ConnectionPool, rpc
+
+    # Dask logs to stderr with a handler of its own (as in any Dask process); run_command's
+    # root handler would print each record a second time.
+    logging.getLogger("distributed").propagate = False
+    collects = CollectCounter()
+    logging.getLogger("distributed.core").addFilter(collects)
+    label = args.label or "dask"
+    remote = rpc(args.address)
+    pool = await ConnectionPool(limit=args.pool_limit or args.concurrency)
+    pooled = pool(args.address)
+    phases = {
+        "rpc_sequential": lambda: rpc_sequential(remote, args.calls, args.call_seconds),
+        "rpc_concurrent": lambda: rpc_concurrent(pooled, args.concurrent_calls, args.concurrent_seconds,
+                                                 args.concurrency),
+    }
+
+    def comms():
+        return {"rpc_comms": len(remote.comms), "pool_open": pool.open, "pool_collects": collects.count}
+
+    async def run_phase(name):
+        before = collects.count
+        result = await phases[name]()
+        return {**result, **comms(), "pool_collects": collects.count - before}
+
+    try:
+        if not args.no_warm_up:
+            # as rpc_protocol.ts's warm-up: 5,000 sequential and 20,000 concurrent calls, or 1 s each
+            await rpc_sequential(remote, 5000, 1.0)
+            await rpc_concurrent(pooled, 20_000, 1.0, args.concurrency)
+        if args.stepped:
+            emit({"warm": True, "pid": os.getpid(), **comms()})
+            async for line in stdin_lines():
+                words = line.split()
+                if len(words) == 2 and words[0] == "phase":
+                    if words[1] not in phases:
+                        raise ValueError(f"unknown phase {words[1]!r} (one of {', '.join(RPC_PHASES)})")
+                    emit({"ok": True, "phase": words[1], label: await run_phase(words[1])})
+        else:
+            only = set(args.only.split(",")) if args.only else set(RPC_PHASES)
+            raw = {k: [] for k in RPC_PHASES}
+            for _ in range(args.reps):
+                for k in RPC_PHASES:
+                    if k in only:
+                        raw[k].append(await run_phase(k))
+            emit({"ok": True, label: {**summarize_rpc(raw), **comms()}})
+    finally:
+        await pool.close()
+        await remote.close_rpc()
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------
 
@@ -267,9 +471,33 @@ def build_parser():
                     help="max MiB sent per repetition and bulk phase (default 256)")
     sp.add_argument("--bulk-seconds", type=float, default=1.5,
                     help="stop writing bulk messages after this many seconds")
+    sp = sub.add_parser("rpc-server", help="distributed.core.Server with an echo handler on tcp://127.0.0.1:0")
+    add_common_options(sp, tls=False, server=True)
+    sp = sub.add_parser("rpc-client", help="rpc and ConnectionPool echo calls to an rpc server at ADDRESS")
+    sp.add_argument("address")
+    sp.add_argument("--label", default=None, help="output key (default: dask)")
+    add_common_options(sp, tls=False, timeout=120.0)
+    sp.add_argument("--reps", type=int, default=3)
+    sp.add_argument("--calls", type=int, default=5000, help="max sequential calls per repetition")
+    sp.add_argument("--call-seconds", type=float, default=2.0, help="max seconds of sequential calls per rep")
+    sp.add_argument("--concurrent-calls", type=int, default=50_000, help="max concurrent-phase calls per rep")
+    sp.add_argument("--concurrent-seconds", type=float, default=2.0,
+                    help="callers stop starting calls after this many seconds")
+    sp.add_argument("--concurrency", type=int, default=100, help="callers in flight")
+    sp.add_argument("--pool-limit", type=int, default=None, help="the pool's limit (default: --concurrency)")
+    sp.add_argument("--stepped", action="store_true", help="warm up, then one phase per stdin line 'phase NAME'")
+    sp.add_argument("--only", default=None, help="comma-separated phases (without --stepped)")
+    sp.add_argument("--no-warm-up", action="store_true")
     return p
 
 
+COMMANDS = {
+    "bench-server": cmd_bench_server,
+    "bench-client": cmd_bench_client,
+    "rpc-server": cmd_rpc_server,
+    "rpc-client": cmd_rpc_client,
+}
+
+
 if __name__ == "__main__":
-    run_command(build_parser().parse_args(), {"bench-server": cmd_bench_server, "bench-client": cmd_bench_client},
-                name="dask_side")
+    run_command(build_parser().parse_args(), COMMANDS, name="dask_side")

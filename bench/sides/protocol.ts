@@ -116,7 +116,7 @@ export function fail(error: unknown): never {
  * a wedged child. A server exits when its stdin closes (the parent is done or died) or
  * after its lifetime, like dask_side.py's server.
  */
-function installGuards(role: 'client' | 'server', seconds: number): void {
+export function installGuards(role: 'client' | 'server', seconds: number): void {
   process.on('unhandledRejection', (error) => fail(error));
   process.on('uncaughtException', (error) => fail(error));
   const timer = setTimeout(() => {
