@@ -85,6 +85,8 @@ export class Comm implements Observer<unknown> {
   private readingPaused = false;
   /** What `close()` returns, the same promise each time. */
   private closed$: Promise<void> | undefined;
+  /** Ends a `close()` in progress: its timer cleared, its promise resolved. */
+  private settleClose: (() => void) | undefined;
 
   /**
    * Wraps a connected transport end. `connect()`, `listen()` and `rxcomm/testing` make
@@ -160,12 +162,17 @@ export class Comm implements Observer<unknown> {
       const timer = setTimeout(() => {
         reportStatus({ type: 'comm:close-timeout', localAddress: this.localAddress, peerAddress: this.peerAddress, timeout: closeTimeout });
         this.abort(new CommClosedError(`close timed out after ${closeTimeout} ms`));
-        resolve();
       }, closeTimeout);
-      const done = () => {
+      // Settled once: by the flush, by the timeout, or by an abort that ends the close early.
+      this.settleClose = () => {
+        this.settleClose = undefined;
         clearTimeout(timer);
-        this.closeFlushed();
         resolve();
+      };
+      const done = () => {
+        if (!this.settleClose) return;
+        this.closeFlushed();
+        this.settleClose();
       };
       flushed.then(done, done);
     });
@@ -181,6 +188,7 @@ export class Comm implements Observer<unknown> {
     this.state = 'closed';
     this.connection.abort(reason);
     this.endStream({});
+    this.settleClose?.(); // a close in progress ends here: nothing is left to flush
   }
 
   /** Observer: writes `message`. A failure is reported on `status$`, as nobody awaits it. */

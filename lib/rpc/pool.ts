@@ -4,7 +4,7 @@
  * an idle comm to another address to make room; otherwise it waits, in order, until a comm
  * is given back or closed. A comm is lent to one call at a time, as Dask's `rpc` does.
  */
-import { defer, Observable, type Subscription } from 'rxjs';
+import { defer, Observable, type Subscriber, type Subscription } from 'rxjs';
 import type { Comm } from '../comm/comm';
 import { connect } from '../connect/connect';
 import { CommClosedError, ConfigError } from '../errors';
@@ -52,7 +52,8 @@ export class ConnectionPool {
   private readonly perAddress = new Map<string, number>();
   /** Comms lent to a call now. */
   private readonly lentComms = new Set<Comm>();
-  private connecting = 0;
+  /** Connects in flight, each with how to end it with an error (on `close()`). */
+  private readonly connecting = new Map<Subscriber<Comm>, (error: Error) => void>();
   private idleCount = 0;
   private readonly waiters: Waiter[] = [];
   private closed = false;
@@ -77,12 +78,12 @@ export class ConnectionPool {
 
   /** Comms open now: lent out, idle, or connecting. */
   get open(): number {
-    return this.lentComms.size + this.connecting + this.idleCount;
+    return this.lentComms.size + this.connecting.size + this.idleCount;
   }
 
   /** Comms lent out or connecting. */
   get active(): number {
-    return this.lentComms.size + this.connecting;
+    return this.lentComms.size + this.connecting.size;
   }
 
   get idle(): number {
@@ -126,27 +127,30 @@ export class ConnectionPool {
           subscriber.error(error);
         },
         open: () => {
-          this.connecting++;
           this.count(address, +1);
-          connecting = defer(() => connect(address, this.config)).subscribe({
+          const ended = () => {
+            this.connecting.delete(subscriber);
+            this.count(address, -1);
+          };
+          this.connecting.set(subscriber, (error) => {
+            connectingNow?.unsubscribe();
+            ended();
+            settled = true;
+            subscriber.error(error);
+          });
+          const connectingNow: Subscription = defer(() => connect(address, this.config)).subscribe({
             next: (comm) => {
-              this.connecting--;
-              if (this.closed) {
-                this.count(address, -1);
-                comm.abort();
-                subscriber.error(new CommClosedError('the connection pool is closed'));
-                return;
-              }
+              this.connecting.delete(subscriber);
               waiter.lend(comm);
             },
             error: (error) => {
-              this.connecting--;
-              this.count(address, -1);
+              ended();
               settled = true;
               subscriber.error(error);
               this.serveWaiters();
             },
           });
+          connecting = connectingNow;
         },
       };
       this.waiters.push(waiter);
@@ -160,8 +164,7 @@ export class ConnectionPool {
         }
         // Cancelled while connecting: the connect's own teardown drops the attempt.
         connecting?.unsubscribe();
-        this.connecting--;
-        this.count(address, -1);
+        if (this.connecting.delete(subscriber)) this.count(address, -1);
         this.serveWaiters();
       };
     });
@@ -194,6 +197,7 @@ export class ConnectionPool {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.fail(new CommClosedError('the connection pool is closed'));
     for (const comm of this.lentComms) comm.abort(new CommClosedError('the connection pool is closed'));
+    for (const fail of [...this.connecting.values()]) fail(new CommClosedError('the connection pool is closed'));
     const closing: Promise<void>[] = [];
     for (const [address, idle] of this.idleComms) {
       for (const { comm, watch } of idle.splice(0)) {

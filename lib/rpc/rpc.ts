@@ -91,32 +91,37 @@ export class Rpc {
             inCall = comm;
             const reused = retryStale && usedBefore.has(comm);
             usedBefore.add(comm);
-            comm
-              .write(message)
-              .then(() => (reply ? comm.read() : null))
-              .then(
-                (answer) => {
-                  if (inCall !== comm) return; // cancelled meanwhile
-                  inCall = undefined;
-                  this.lender.giveBack(this.address, comm);
-                  if (!reply) {
-                    subscriber.complete();
-                  } else if (isErrorReply(answer)) {
-                    subscriber.error(remoteError(op, this.address, answer));
-                  } else {
-                    subscriber.next(answer);
-                    subscriber.complete();
-                  }
-                },
-                (error: unknown) => {
-                  if (inCall !== comm) return;
-                  inCall = undefined;
-                  comm.abort(error instanceof Error ? error : undefined);
-                  this.lender.forget(this.address, comm);
-                  if (reused && error instanceof CommClosedError) attempt(false);
-                  else subscriber.error(error);
-                },
-              );
+            const answered = (answer: unknown) => {
+              if (inCall !== comm) return; // cancelled meanwhile
+              inCall = undefined;
+              this.lender.giveBack(this.address, comm);
+              if (!reply) {
+                subscriber.complete();
+              } else if (isErrorReply(answer)) {
+                subscriber.error(remoteError(op, this.address, answer));
+              } else {
+                subscriber.next(answer);
+                subscriber.complete();
+              }
+            };
+            const failed = (error: unknown) => {
+              if (inCall !== comm) return;
+              inCall = undefined;
+              comm.abort(error instanceof Error ? error : undefined);
+              this.lender.forget(this.address, comm);
+              if (reused && error instanceof CommClosedError) attempt(false);
+              else subscriber.error(error);
+            };
+            comm.write(message).then(
+              () => (reply ? comm.read().then(answered, failed) : answered(null)),
+              (error: unknown) => {
+                // Refused before anything was sent (too large, not encodable): the comm is fine.
+                if (inCall !== comm || comm.closed) return failed(error);
+                inCall = undefined;
+                this.lender.giveBack(this.address, comm);
+                subscriber.error(error);
+              },
+            );
           },
           error: (error: unknown) => subscriber.error(error),
         });

@@ -2,7 +2,7 @@
  * Dask's `Server.handle_comm`: each comm a listener accepts carries requests
  * `{op, reply, ...args}`, handled one at a time in order; the handler's result is the reply.
  */
-import { isObservable, lastValueFrom, type Observable, type Subscription } from 'rxjs';
+import { isObservable, lastValueFrom, type Observable, Subscription } from 'rxjs';
 import type { Comm } from '../comm/comm';
 import { reportStatus } from '../status';
 import { errorReply, plainObject } from './error-reply';
@@ -56,20 +56,26 @@ function own<T>(table: Record<string, T>, op: string): T | undefined {
 export function serve(listener: Observable<Comm>, handlers: Record<string, Handler>, config: ServeConfig = {}): Subscription {
   const streams = config.streams ?? {};
   const served = new Set<Comm>();
-  const subscription = listener.subscribe((comm) => {
-    // Stream comms stay listed after their handler returns (it may have just subscribed):
-    // closed ones are dropped as new comms come.
-    for (const old of served) if (old.closed) served.delete(old);
-    served.add(comm);
-    void handleComm(comm, handlers, streams).then((handedOver) => {
-      if (!handedOver) served.delete(comm);
-    });
+  const accepting = listener.subscribe({
+    next: (comm) => {
+      // Stream comms stay listed after their handler returns (it may have just subscribed):
+      // closed ones are dropped as new comms come.
+      for (const old of served) if (old.closed) served.delete(old);
+      served.add(comm);
+      void handleComm(comm, handlers, streams).then((handedOver) => {
+        if (!handedOver) served.delete(comm);
+      });
+    },
+    // A listener that cannot bind says so on its own `bound$` and `status$`.
+    error: () => undefined,
   });
-  subscription.add(() => {
+  // Only unsubscribing ends the service: a source of comms that completes leaves the comms
+  // it gave being served.
+  return new Subscription(() => {
+    accepting.unsubscribe();
     for (const comm of served) void comm.close();
     served.clear();
   });
-  return subscription;
 }
 
 /**
@@ -123,7 +129,7 @@ async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams
           result = errorReply(err);
         }
       }
-      if (reply !== false) await comm.write(result);
+      if (reply !== false) await writeReply(comm, op, result);
       if (close === true) {
         await comm.close();
         return false;
@@ -131,6 +137,21 @@ async function handleComm(comm: Comm, handlers: Record<string, Handler>, streams
     } catch {
       return false; // a write failed: the comm is gone, and its end is already on status$
     }
+  }
+}
+
+/**
+ * Writes a reply; one the comm refuses while staying usable (larger than maxMessageSize,
+ * or not encodable) becomes an error reply, so the caller is never left waiting.
+ */
+async function writeReply(comm: Comm, op: string, result: unknown): Promise<void> {
+  try {
+    await comm.write(result);
+  } catch (error) {
+    if (comm.closed) throw error;
+    const err = error instanceof Error ? error : new Error(String(error));
+    reportStatus({ type: 'serve:handler-error', op, peerAddress: comm.peerAddress, error: err });
+    await comm.write(errorReply(err));
   }
 }
 
