@@ -9,7 +9,7 @@
  * let Promises settle, repeat until the frame is quiet, then the next frame. What each
  * caller saw is recorded with its frame and compared with marbles.
  */
-import { concat, map, NEVER, timer, type Observable, type Subscription } from 'rxjs';
+import { map, timer, type Observable, type Subscription } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { ConnectionPool, getBackend, registerBackend, serve, type Connection } from 'rxcomm';
 import { acceptHandshake, createConnectionPair } from 'rxcomm/testing';
@@ -51,9 +51,8 @@ describe('ConnectionPool waiting (marbles)', () => {
    */
   function servedConnection(location: string): Connection {
     const [client, server] = createConnectionPair({ scheduler: testScheduler });
-    // NEVER: the source stays open as a listener does (serve() closes its comms when its source ends)
     servers.push(
-      serve(concat(acceptHandshake(server), NEVER), {
+      serve(acceptHandshake(server), {
         work: ({ id, ms }) => timer(ms as number, testScheduler).pipe(map(() => `${id as string}@${location}`)),
       }),
     );

@@ -160,7 +160,10 @@ export class SocketConnection implements Connection {
     this.sink = undefined; // the comm above asked for this and ends its own stream
     this.fail(new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason }));
     // A reset, not a FIN, so that the peer's reader errors instead of completing.
-    if (typeof this.rawSocket.resetAndDestroy === 'function' && !this.rawSocket.destroyed && this.rawSocket.readyState !== 'opening') {
+    // Not after our FIN: Node 20's resetAndDestroy() then fails with EINVAL, emits no
+    // 'close', and leaves a handle that spins the event loop at process exit.
+    const finSent = this.socket.writableEnded || this.rawSocket.writableEnded;
+    if (!finSent && typeof this.rawSocket.resetAndDestroy === 'function' && !this.rawSocket.destroyed && this.rawSocket.readyState !== 'opening') {
       try {
         this.rawSocket.resetAndDestroy();
       } catch {
