@@ -15,9 +15,9 @@
  */
 import { filter, firstValueFrom } from 'rxjs';
 import { batched, type BatchedStream, type Comm, connect, listen, rpc, serve } from 'rxcomm';
-import { describeInterop, livePeerCount, runClient, startServer, stopAllPeers } from './dask-peer';
+import { describeInterop, runClient, startServer } from './dask-peer';
 import type { InteropTransport } from './interop-transports';
-import { callOnce, eventually, Opened, rpcConnectConfig, rpcTransports } from './rpc-helpers';
+import { callOnce, eventually, openedPerTest, rpcConnectConfig, rpcTransports, stopPeersAfterAll } from './rpc-helpers';
 
 const COUNT = 1000;
 const STREAM_OP = 'interop-stream';
@@ -45,18 +45,10 @@ interface PythonStream {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describeInterop('batched streams between rxcomm and Dask (BatchedSend, handle_stream)', () => {
-  afterAll(async () => {
-    await stopAllPeers();
-    expect(livePeerCount()).toBe(0);
-  });
+  stopPeersAfterAll();
 
   describe.each(rpcTransports)('over $name', (transport: InteropTransport) => {
-    const opened = new Opened();
-
-    afterEach(async () => {
-      await opened.closeAll();
-      await stopAllPeers();
-    });
+    const opened = openedPerTest();
 
     it(`should deliver all ${COUNT} messages of a Python BatchedSend to a Node stream handler, in order`, async () => {
       const firsts: Array<Record<string, unknown>> = [];

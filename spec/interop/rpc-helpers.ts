@@ -5,6 +5,7 @@
  */
 import { firstValueFrom, type Subscription } from 'rxjs';
 import type { Rpc } from 'rxcomm';
+import { livePeerCount, stopAllPeers } from './dask-peer';
 import { type InteropTransport, interopTransports } from './interop-transports';
 
 /** tcp and tls: the rpc layer sits on connect()/listen(), which the other interop specs prove on ws/wss too. */
@@ -76,4 +77,22 @@ export class Opened {
   async closeAll(): Promise<void> {
     for (const item of this.items.splice(0).reverse()) await item.close();
   }
+}
+
+/** For a whole spec file: every Python peer is stopped at the end, and none is left running. */
+export function stopPeersAfterAll(): void {
+  afterAll(async () => {
+    await stopAllPeers();
+    expect(livePeerCount()).toBe(0);
+  });
+}
+
+/** For a describe: what each test opens is closed after it, then its Python peers stopped. */
+export function openedPerTest(): Opened {
+  const opened = new Opened();
+  afterEach(async () => {
+    await opened.closeAll();
+    await stopAllPeers();
+  });
+  return opened;
 }

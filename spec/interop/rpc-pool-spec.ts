@@ -10,9 +10,9 @@
  */
 import { defer, firstValueFrom, tap } from 'rxjs';
 import { ConnectionPool, rpc } from 'rxcomm';
-import { describeInterop, livePeerCount, startServer, stopAllPeers } from './dask-peer';
+import { describeInterop, startServer } from './dask-peer';
 import type { InteropTransport } from './interop-transports';
-import { callOnce, eventually, Opened, rpcConnectConfig, rpcTransports } from './rpc-helpers';
+import { callOnce, eventually, openedPerTest, rpcConnectConfig, rpcTransports, stopPeersAfterAll } from './rpc-helpers';
 
 const LIMIT = 10;
 const CALLS = 1000;
@@ -36,18 +36,10 @@ interface ServerStats {
 }
 
 describeInterop('ConnectionPool against a real Dask server', () => {
-  afterAll(async () => {
-    await stopAllPeers();
-    expect(livePeerCount()).toBe(0);
-  });
+  stopPeersAfterAll();
 
   describe.each(rpcTransports)('over $name', (transport: InteropTransport) => {
-    const opened = new Opened();
-
-    afterEach(async () => {
-      await opened.closeAll();
-      await stopAllPeers();
-    });
+    const opened = openedPerTest();
 
     it(`should complete ${CALLS} concurrent calls with at most ${LIMIT} comms open, reusing them`, async () => {
       const { ready } = await startServer(['rpc-server', ...transport.pyServer()]);

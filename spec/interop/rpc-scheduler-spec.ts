@@ -15,18 +15,15 @@
  */
 import { firstValueFrom, lastValueFrom } from 'rxjs';
 import { RemoteError, rpc, type Rpc, schedulerEvents, type SchedulerEvent } from 'rxcomm';
-import { type DaskPeer, describeInterop, livePeerCount, type ReadyLine, runClient, startServer, stopAllPeers } from './dask-peer';
+import { type DaskPeer, describeInterop, type ReadyLine, runClient, startServer } from './dask-peer';
 import type { InteropTransport } from './interop-transports';
-import { callOnce, eventually, Opened, rpcConnectConfig, rpcTransports, uniqueName } from './rpc-helpers';
+import { callOnce, eventually, Opened, rpcConnectConfig, rpcTransports, stopPeersAfterAll, uniqueName } from './rpc-helpers';
 
 /** A scheduler event as the `events` op returns it: `[time, msg]`. */
 type StoredEvent = [number, unknown];
 
 describeInterop('rpc against a real distributed.Scheduler', () => {
-  afterAll(async () => {
-    await stopAllPeers();
-    expect(livePeerCount()).toBe(0);
-  });
+  stopPeersAfterAll();
 
   describe.each(rpcTransports)('over $name', (transport: InteropTransport) => {
     let peer: DaskPeer;

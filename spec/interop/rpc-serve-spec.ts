@@ -16,9 +16,9 @@
  */
 import { EMPTY, firstValueFrom, of, range, type Subscription, tap, throwError } from 'rxjs';
 import { type CommStatus, listen, serve, status$ } from 'rxcomm';
-import { type ClientRun, describeInterop, livePeerCount, runClient, stopAllPeers } from './dask-peer';
+import { type ClientRun, describeInterop, runClient, stopAllPeers } from './dask-peer';
 import type { InteropTransport } from './interop-transports';
-import { rpcTransports } from './rpc-helpers';
+import { rpcTransports, stopPeersAfterAll } from './rpc-helpers';
 
 /** The failing lines of a run, short enough for an assertion message. */
 function failures(run: ClientRun): Array<{ index: unknown; op: unknown; error: unknown }> {
@@ -26,10 +26,7 @@ function failures(run: ClientRun): Array<{ index: unknown; op: unknown; error: u
 }
 
 describeInterop('Python rpc() against rxcomm serve()', () => {
-  afterAll(async () => {
-    await stopAllPeers();
-    expect(livePeerCount()).toBe(0);
-  });
+  stopPeersAfterAll();
 
   describe.each(rpcTransports)('over $name', (transport: InteropTransport) => {
     const subscriptions: Subscription[] = [];
