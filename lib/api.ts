@@ -13,16 +13,18 @@ export {
 } from './addresses';
 export { getAddressHost, getAddressHostPort, getLocalAddressFor, resolveAddress } from './address-lookups';
 export { Comm, type CommSettings, type HandshakeInfo, type HandshakeOptions } from './comm/comm';
-export type { Connection, ConnectionSink } from './comm/connection';
-export { writeTo } from './comm/write-to';
+export type { Connection, ConnectionSink, PeerProbe } from './comm/connection';
+export { writeTo, type OverflowPolicy, type WriteToConfig } from './comm/write-to';
 export { connect } from './connect/connect';
 export {
   AbortError,
   type ErrorOptionsWithCause,
   AddressError,
+  BufferOverflowError,
   CommClosedError,
   ConfigError,
   ConnectTimeoutError,
+  DeadPeerError,
   FatalCommClosedError,
   HandshakeError,
   ListenError,
@@ -30,6 +32,7 @@ export {
   ProtocolError,
   RemoteError,
   UnknownSchemeError,
+  WriteBufferOverflowError,
 } from './errors';
 export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
 export type { CommConfig, ConnectConfig, ListenConfig, TransportConfig } from './options';

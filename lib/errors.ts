@@ -51,6 +51,70 @@ export class MessageTooLargeError extends ProtocolError {
   }
 }
 
+/**
+ * A write was made while the comm already held more than `writeBufferLimit` bytes
+ * unsent: the peer is not reading (or not as fast as this side writes without waiting).
+ * The comm is aborted rather than grow without bound; writers that await `write()`
+ * never meet this, as they wait at `writeHighWaterMark`.
+ */
+export class WriteBufferOverflowError extends CommClosedError {
+  override name = 'WriteBufferOverflowError';
+  override readonly code: string = 'ERR_WRITE_BUFFER_OVERFLOW';
+  constructor(
+    readonly buffered: number,
+    readonly limit: number,
+    peerAddress: string,
+  ) {
+    super(
+      `${peerAddress} is not reading: ${buffered} bytes were already waiting to be sent ` +
+        `(writeBufferLimit is ${limit}); the comm was aborted. Await write(), or use writeTo(), to wait for the peer`,
+    );
+  }
+}
+
+/**
+ * Nothing arrived from the peer for `deadPeerTimeout` milliseconds although it was
+ * asked to answer (rxcomm heartbeats, WebSocket pings), or the kernel's TCP keepalive
+ * gave up: the peer vanished without closing (a cut cable, a frozen machine).
+ */
+export class DeadPeerError extends CommClosedError {
+  override name = 'DeadPeerError';
+  override readonly code: string = 'ERR_DEAD_PEER';
+  constructor(
+    readonly peerAddress: string,
+    /** Milliseconds without a sign of life, or `undefined` when the kernel decided. */
+    readonly silentFor: number | undefined,
+    options?: ErrorOptionsWithCause,
+  ) {
+    super(
+      silentFor === undefined
+        ? `${peerAddress} stopped answering (TCP keepalive gave up): the peer is unreachable`
+        : `nothing from ${peerAddress} for ${silentFor} ms (deadPeerTimeout): the peer is unreachable`,
+      options,
+    );
+  }
+}
+
+/**
+ * A bounded buffer in front of a comm (`writeTo`, `batched`) was full and its overflow
+ * policy is `'error'`. The comm itself is untouched.
+ */
+export class BufferOverflowError extends Error {
+  override name = 'BufferOverflowError';
+  readonly code: string = 'ERR_BUFFER_OVERFLOW';
+  constructor(
+    /** Who overflowed: `writeTo` or `batched`. */
+    readonly where: string,
+    /** Its `bufferSize`, in messages. */
+    readonly limit: number,
+  ) {
+    super(
+      `${where}: the source emitted faster than the comm sends and ${limit} messages were already waiting ` +
+        `(bufferSize); pick an overflow policy, a larger bufferSize, or slow the source`,
+    );
+  }
+}
+
 /** The peer's handshake was missing, malformed, or did not arrive in time. */
 export class HandshakeError extends CommClosedError {
   override name = 'HandshakeError';

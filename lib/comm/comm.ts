@@ -5,18 +5,36 @@
  * to the comm's sink; the comm hands each to its `read$` subscribers, else to a pending
  * `read()`, else keeps it as unread (pausing the transport past the high-water marks).
  * Writes go straight to the transport, which owns write buffering and backpressure.
+ *
+ * Memory stays bounded whichever way a user writes: a write made while a comm is
+ * delivering a message (`a.read$.subscribe(b)`, the echo `comm.read$.subscribe(comm)`)
+ * that finds its transport at the high-water mark pauses the delivering comm's reading
+ * until that write is taken; and a write made while more than `writeBufferLimit` bytes
+ * wait unsent aborts the comm instead of growing.
  */
-import { Observable, type Observer, type Subscriber } from 'rxjs';
-import { CommClosedError, toCommClosedError } from '../errors';
+import { asyncScheduler, Observable, type Observer, type SchedulerLike, type Subscriber } from 'rxjs';
+import { CommClosedError, DeadPeerError, toCommClosedError, WriteBufferOverflowError } from '../errors';
 import { reportStatus } from '../status';
 import type { Connection, ConnectionSink } from './connection';
+import { watchPeer, type PeerWatch } from './peer-watch';
 import { UnreadMessages } from './unread-messages';
+
+/**
+ * The comm whose messages are being delivered right now, if any: a write made
+ * synchronously inside that delivery is fed by it, so it is the reader to slow down.
+ */
+let delivering: Comm | undefined;
 
 /** A Comm's settings, resolved from `CommConfig` (see the options for their meaning). */
 export interface CommSettings {
   readHighWaterMark: number;
   readHighWaterMarkBytes: number;
+  writeBufferLimit: number;
   closeTimeout: number;
+  /** 0: no dead-peer watch. */
+  deadPeerTimeout: number;
+  /** Where the dead-peer watch keeps time. @default asyncScheduler */
+  scheduler?: SchedulerLike;
 }
 
 /** The handshake map each side sends (`{compression, python, 'pickle-protocol'}` and extras). */
@@ -81,8 +99,14 @@ export class Comm implements Observer<unknown> {
   private state: CommState = 'open';
   /** Set once by `endStream`: how reading ended. */
   private ended: EndOfStream | undefined;
-  /** The transport is paused because too much is unread. */
-  private readingPaused = false;
+  /** Too much is unread: the transport is paused until the reader catches up. */
+  private unreadFull = false;
+  /** Writes fed by this comm's messages that wait for their transport (see `holdReading`). */
+  private holds = 0;
+  /** Whether the transport is paused, for either reason above. */
+  private transportPaused = false;
+  /** The dead-peer watch, once the handshake has started it. */
+  private watch: PeerWatch | undefined;
   /** What `close()` returns, the same promise each time. */
   private closed$: Promise<void> | undefined;
   /** Ends a `close()` in progress: its timer cleared, its promise resolved. */
@@ -122,6 +146,14 @@ export class Comm implements Observer<unknown> {
     return this.state !== 'open';
   }
 
+  /**
+   * True while the transport holds `writeHighWaterMark` or more unsent: a `write()` now
+   * would wait for the peer to read. `writeTo` reads it to hold values back.
+   */
+  get needsDrain(): boolean {
+    return this.state === 'open' && this.connection.needsDrain;
+  }
+
   /** The next message. Rejects with `CommClosedError` once the stream has ended. */
   read(): Promise<unknown> {
     if (this.unread.length > 0) return Promise.resolve(this.takeUnread());
@@ -136,9 +168,20 @@ export class Comm implements Observer<unknown> {
    */
   write(message: unknown): Promise<number> {
     if (this.state !== 'open') {
-      return Promise.reject(new CommClosedError(`write to closed comm ${this}`));
+      // A comm that failed says why (a dead peer, say) to every later writer too.
+      return Promise.reject(this.ended?.error ?? new CommClosedError(`write to closed comm ${this}`));
     }
-    return this.connection.write(message);
+    const connection = this.connection;
+    const buffered = connection.bufferedBytes;
+    if (buffered > this.settings.writeBufferLimit) {
+      const error = new WriteBufferOverflowError(buffered, this.settings.writeBufferLimit, this.peerAddress);
+      this.fail(error);
+      return Promise.reject(error);
+    }
+    const written = connection.write(message);
+    // Fed by a comm's delivery and meeting the high-water mark: slow that reader down.
+    if (delivering !== undefined && connection.needsDrain) delivering.holdReading(written);
+    return written;
   }
 
   /**
@@ -186,12 +229,18 @@ export class Comm implements Observer<unknown> {
   abort(reason?: Error): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.stopWatch();
     this.connection.abort(reason);
     this.endStream({});
     this.settleClose?.(); // a close in progress ends here: nothing is left to flush
   }
 
-  /** Observer: writes `message`. A failure is reported on `status$`, as nobody awaits it. */
+  /**
+   * Observer: writes `message` without waiting. A failure is reported on `status$`, as
+   * nobody awaits it. Bounded all the same: fed by another comm's `read$`, it pauses that
+   * comm's reading while this one's transport is full; otherwise past `writeBufferLimit`
+   * the comm aborts with `WriteBufferOverflowError`.
+   */
   next(message: unknown): void {
     this.write(message).then(undefined, (error: Error) => {
       reportStatus({ type: 'comm:write-failed', localAddress: this.localAddress, peerAddress: this.peerAddress, error });
@@ -222,43 +271,113 @@ export class Comm implements Observer<unknown> {
       this.endStream({});
       void this.close();
     },
-    error: (err) => {
-      const error = toCommClosedError(err, 'connection lost');
-      reportStatus({ type: 'comm:aborted', localAddress: this.localAddress, peerAddress: this.peerAddress, error });
-      if (this.state !== 'closed') {
-        this.state = 'closed';
-        this.connection.abort(error);
-      }
-      this.endStream({ error });
-    },
+    error: (err) => this.fail(toCommClosedError(err, 'connection lost')),
   };
+
+  /**
+   * The comm failed (the peer's failure, a dead peer, a write buffer overflow): reported
+   * on `status$`, the transport dropped, `read$` errors and writes reject with `error`.
+   */
+  private fail(error: CommClosedError): void {
+    reportStatus({ type: 'comm:aborted', localAddress: this.localAddress, peerAddress: this.peerAddress, error });
+    this.stopWatch();
+    if (this.state !== 'closed') {
+      this.state = 'closed';
+      this.connection.abort(error);
+      this.settleClose?.();
+    }
+    this.endStream({ error });
+  }
 
   private receive(message: unknown, nbytes: number): void {
     const subscribers = this.subscribers;
-    if (subscribers.length === 1) {
-      subscribers[0].next(message);
-    } else if (subscribers.length > 1) {
-      for (const subscriber of subscribers.slice()) subscriber.next(message);
-    } else if (this.pendingReads.length > 0) {
-      this.pendingReads.shift()!.resolve(message);
-    } else {
-      this.unread.push(message, nbytes);
-      const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
-      if (!this.readingPaused && (this.unread.length >= readHighWaterMark || this.unread.bytes >= readHighWaterMarkBytes)) {
-        this.readingPaused = true;
-        this.connection.pause();
+    const previous = delivering;
+    delivering = this;
+    try {
+      if (subscribers.length === 1) {
+        subscribers[0].next(message);
+      } else if (subscribers.length > 1) {
+        for (const subscriber of subscribers.slice()) subscriber.next(message);
+      } else if (this.pendingReads.length > 0) {
+        this.pendingReads.shift()!.resolve(message);
+      } else {
+        this.unread.push(message, nbytes);
+        const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
+        if (!this.unreadFull && (this.unread.length >= readHighWaterMark || this.unread.bytes >= readHighWaterMarkBytes)) {
+          this.unreadFull = true;
+          this.syncPause();
+        }
       }
+    } finally {
+      delivering = previous;
     }
   }
 
   private takeUnread(): unknown {
     const message = this.unread.shift();
     const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
-    if (this.readingPaused && this.unread.length < readHighWaterMark / 2 && this.unread.bytes < readHighWaterMarkBytes / 2) {
-      this.readingPaused = false;
-      this.connection.resume();
+    if (this.unreadFull && this.unread.length < readHighWaterMark / 2 && this.unread.bytes < readHighWaterMarkBytes / 2) {
+      this.unreadFull = false;
+      this.syncPause();
     }
     return message;
+  }
+
+  /**
+   * A write that this comm's delivery fed waits for its transport: read no more until it
+   * is taken, so that an echo (or any synchronous pipe from `read$` into a comm) moves at
+   * the pace of the slower side instead of queueing what the peer sends.
+   */
+  private holdReading(written: Promise<unknown>): void {
+    this.holds++;
+    this.syncPause();
+    const release = () => {
+      this.holds--;
+      this.syncPause();
+    };
+    written.then(release, release);
+  }
+
+  /** Pauses or resumes the transport to match why it should be paused; none once ended. */
+  private syncPause(): void {
+    const pause = !this.ended && (this.unreadFull || this.holds > 0);
+    if (pause === this.transportPaused) return;
+    this.transportPaused = pause;
+    if (pause) this.connection.pause();
+    else this.connection.resume();
+  }
+
+  // ---- dead-peer detection ----
+
+  /** This side's `deadPeerTimeout` (0: off), which the handshake advertises. @internal */
+  get deadPeerTimeout(): number {
+    return this.settings.deadPeerTimeout;
+  }
+
+  /**
+   * Starts watching for a dead peer, once the handshake has said what the peer
+   * understands (`peerTimeout`: the peer's own deadPeerTimeout, `undefined` when it does
+   * not understand rxcomm heartbeats). A no-op where the transport cannot tell. @internal
+   */
+  startPeerWatch(peerTimeout: number | undefined): void {
+    if (this.watch || this.state !== 'open' || this.ended) return;
+    const probe = this.connection.peerProbe?.(peerTimeout !== undefined);
+    if (!probe) return;
+    this.watch = watchPeer(
+      probe,
+      {
+        ownTimeout: this.settings.deadPeerTimeout,
+        peerTimeout: peerTimeout ?? 0,
+        readingPaused: () => (this.unreadFull ? 'unread' : this.holds > 0 ? 'held' : undefined),
+        dead: (silentFor) => this.fail(new DeadPeerError(this.peerAddress, silentFor)),
+      },
+      this.settings.scheduler ?? asyncScheduler,
+    );
+  }
+
+  private stopWatch(): void {
+    this.watch?.stop();
+    this.watch = undefined;
   }
 
   private addSubscriber(subscriber: Subscriber<unknown>): () => void {
@@ -282,6 +401,7 @@ export class Comm implements Observer<unknown> {
 
   private closeFlushed(): void {
     this.state = 'closed';
+    this.stopWatch();
     this.endStream({});
   }
 
@@ -294,10 +414,8 @@ export class Comm implements Observer<unknown> {
   private endStream(end: EndOfStream): void {
     if (this.ended) return;
     this.ended = end;
-    if (this.readingPaused) {
-      this.readingPaused = false;
-      this.connection.resume();
-    }
+    this.stopWatch();
+    this.syncPause(); // resumes: a paused transport must see its own end
     for (const subscriber of this.subscribers.splice(0)) endSubscriber(subscriber, end);
     for (const pending of this.pendingReads.splice(0)) pending.reject(this.endError('read'));
   }

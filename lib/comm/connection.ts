@@ -34,6 +34,22 @@ export interface Connection {
    */
   write(message: unknown): Promise<number>;
 
+  /**
+   * Bytes written and not yet handed to the network, which `writeBufferLimit` bounds.
+   * inproc, which passes references, counts each undelivered message as 1 KiB.
+   */
+  readonly bufferedBytes: number;
+  /** Whether the transport is at its write high-water mark: a `write()` now would wait. */
+  readonly needsDrain: boolean;
+
+  /**
+   * Dead-peer detection, where the transport can make a live peer answer: called once,
+   * after the handshake, with whether the peer said it understands rxcomm heartbeats.
+   * Returns nothing where a silent peer cannot be told from a dead one (tcp to a Dask
+   * peer, which is left to TCP keepalive; inproc; a browser's WebSocket).
+   */
+  peerProbe?(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined;
+
   /** Stop reading from the wire (the reader above is keeping too many messages). */
   pause(): void;
   /** Resume reading. */
@@ -47,4 +63,24 @@ export interface Connection {
   close(): Promise<void> | void;
   /** Ends the connection now, dropping unsent data; the peer's reader errors. */
   abort(reason?: Error): void;
+}
+
+/**
+ * What the comm's dead-peer watch needs of a transport: counters that grow whenever
+ * something arrives from or goes to the peer (no clock: the watch keeps time on its
+ * scheduler), and a way to make a live peer send something back.
+ */
+export interface PeerProbe {
+  /** Grows whenever anything arrives from the peer: bytes, a heartbeat, a pong. */
+  readonly received: number;
+  /**
+   * Grows whenever bytes leave for the peer: taken by the network, not merely queued,
+   * so that it stops growing when writes to a vanished peer are stuck.
+   */
+  readonly sent: number;
+  /**
+   * Sends what the peer answers or skips: an rxcomm heartbeat (a message of no frames,
+   * which only a peer that advertised heartbeats receives), a WebSocket ping.
+   */
+  ping(): void;
 }

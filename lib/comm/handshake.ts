@@ -23,6 +23,20 @@ function isPlainMap(value: unknown): value is Record<string, unknown> {
 }
 
 /**
+ * rxcomm's heartbeat extension: each rxcomm side adds this key with its own
+ * `deadPeerTimeout` (ms, 0 when off). A side that sees it in the peer's handshake may
+ * send heartbeats (messages of no frames) and will receive them; Dask ignores keys it
+ * does not know and never sees a heartbeat, since it never advertises the key.
+ */
+export const HEARTBEAT_KEY = 'rxcomm-heartbeat';
+
+/** The peer's deadPeerTimeout if it understands heartbeats, else `undefined`. */
+function peerHeartbeat(remote: HandshakeInfo): number | undefined {
+  const value = remote[HEARTBEAT_KEY];
+  return typeof value === 'number' && value >= 0 && Number.isFinite(value) ? value : undefined;
+}
+
+/**
  * The key of the map a listener sends instead of its handshake when it refuses a peer
  * it has authenticated (a TLS client certificate it does not trust). rxcomm's own
  * extension, both ends of it in this file: `refuse` writes it, `negotiate` reads it. A
@@ -64,8 +78,9 @@ export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptio
  * Unsubscribing before that, or any failure, aborts the comm, so an abandoned
  * attempt leaves no socket behind.
  */
-export function handshake(comm: Comm, local: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
+export function handshake(comm: Comm, base: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
   return new Observable<Comm>((subscriber) => {
+    const local: HandshakeInfo = { ...base, [HEARTBEAT_KEY]: comm.deadPeerTimeout };
     let done = false;
     const fail = (err: unknown) => {
       if (done) return;
@@ -88,6 +103,7 @@ export function handshake(comm: Comm, local: HandshakeInfo = LOCAL_HANDSHAKE): O
         done = true;
         comm.localInfo = { ...local, address: comm.localAddress };
         comm.remoteInfo = { ...(remote as HandshakeInfo), address: comm.peerAddress };
+        comm.startPeerWatch(peerHeartbeat(remote as HandshakeInfo));
         subscriber.next(comm);
         subscriber.complete();
       },

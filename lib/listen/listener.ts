@@ -28,7 +28,7 @@ import {
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { handshake, refuse } from '../comm/handshake';
-import { ConfigError, FatalCommClosedError, HandshakeError } from '../errors';
+import { CommClosedError, ConfigError, FatalCommClosedError, HandshakeError } from '../errors';
 import { checkEncryption, resolveListenConfig, type ListenConfig, type ListenSettings } from '../options';
 import { getBackend, type ListenEvent } from '../registry';
 import { reportStatus, status$, type CommStatus } from '../status';
@@ -111,7 +111,10 @@ export class Listener extends Observable<Comm> {
     return this;
   }
 
-  /** Stops accepting (what `start()` began). Established comms stay open. */
+  /**
+   * Stops accepting (what `start()` began). Established comms stay open, and so do those
+   * whose handshake is in flight: they finish it and go to `handleComm`, as in Dask.
+   */
   stop(): void {
     this.started?.unsubscribe();
     this.started = undefined;
@@ -180,8 +183,47 @@ export class Listener extends Observable<Comm> {
     }
   }
 
-  /** The comm once its handshake is done; nothing if it fails or times out (reported). */
+  /**
+   * The comm once its handshake is done; nothing if it fails or times out (reported).
+   *
+   * The handshake outlives an unsubscribe (the listener stopping): by then the peer may
+   * have read our half of the handshake and its `connect()` succeeded, so aborting would
+   * kill a comm the peer already holds. It finishes and goes to `handleComm`; with no
+   * handler to take it, it is closed cleanly (the peer's `read$` completes) and reported
+   * as rejected.
+   */
   private handshaken(comm: Comm): Observable<Comm> {
+    const done$ = this.handshakeOf(comm);
+    return new Observable<Comm>((subscriber) => {
+      let finished = false;
+      let orphaned = false;
+      done$.subscribe({
+        next: (handshaken) => {
+          if (orphaned) this.orphaned(handshaken);
+          else subscriber.next(handshaken);
+        },
+        complete: () => {
+          finished = true;
+          subscriber.complete();
+        },
+      });
+      return () => {
+        if (!finished) orphaned = true;
+      };
+    });
+  }
+
+  /** A comm whose handshake finished after the listener stopped. */
+  private orphaned(comm: Comm): void {
+    if (this.handleComm) {
+      this.runHandler(comm);
+      return;
+    }
+    this.rejected(comm.peerAddress, new CommClosedError('the listener stopped while this handshake was in flight'));
+    void comm.close();
+  }
+
+  private handshakeOf(comm: Comm): Observable<Comm> {
     const { scheduler, backend } = this.settings;
     return handshake(comm).pipe(
       timeout({

@@ -49,6 +49,11 @@ export const duration: Check = (name, value) => {
   }
 };
 
+/** A duration, or 0 for "off". */
+export const durationOrOff: Check = (name, value) => {
+  if (value !== 0) duration(name, value);
+};
+
 export const boolean: Check = (name, value) => {
   if (typeof value !== 'boolean') fail(name, 'true or false', value);
 };

@@ -11,6 +11,7 @@ import {
   type Check,
   checkOptions,
   duration,
+  durationOrOff,
   func,
   originList,
   pemOrPath,
@@ -48,6 +49,8 @@ const SECURITY_CHECKS = {
 const COMM_CHECKS = {
   readHighWaterMark: positiveNumber,
   readHighWaterMarkBytes: positiveNumber,
+  writeBufferLimit: positiveNumber,
+  deadPeerTimeout: durationOrOff,
   closeTimeout: duration,
 } satisfies Record<keyof CommConfig, Check>;
 
@@ -86,12 +89,18 @@ const LISTEN_CHECKS = {
 const ONLY_CONNECT = { timeout: 'connect()', random: 'connect()', signal: 'connect()' };
 const ONLY_LISTEN = { handshakeTimeout: 'listen()', contactHost: 'listen()', allowedOrigins: 'listen()' };
 
-/** The Comm's settings, defaults filled in (an explicit `undefined` keeps the default). */
-export function resolveCommSettings(config: CommConfig = {}): CommSettings {
+/**
+ * The Comm's settings, defaults filled in (an explicit `undefined` keeps the default);
+ * `scheduler` is where its dead-peer watch keeps time.
+ */
+export function resolveCommSettings(config: CommConfig = {}, scheduler?: SchedulerLike): CommSettings {
   return {
     readHighWaterMark: config.readHighWaterMark ?? COMM_DEFAULTS.readHighWaterMark,
     readHighWaterMarkBytes: config.readHighWaterMarkBytes ?? COMM_DEFAULTS.readHighWaterMarkBytes,
+    writeBufferLimit: config.writeBufferLimit ?? COMM_DEFAULTS.writeBufferLimit,
     closeTimeout: config.closeTimeout ?? COMM_DEFAULTS.closeTimeout,
+    deadPeerTimeout: config.deadPeerTimeout ?? COMM_DEFAULTS.deadPeerTimeout,
+    scheduler,
   };
 }
 
@@ -101,6 +110,7 @@ function resolveBackendOptions(config: TransportConfig): BackendOptions {
     deserialize: config.deserialize ?? TRANSPORT_DEFAULTS.deserialize,
     maxMessageSize: config.maxMessageSize ?? TRANSPORT_DEFAULTS.maxMessageSize,
     writeHighWaterMark: config.writeHighWaterMark ?? TRANSPORT_DEFAULTS.writeHighWaterMark,
+    deadPeerTimeout: config.deadPeerTimeout ?? COMM_DEFAULTS.deadPeerTimeout,
     security: config.security,
     transportOptions: config.transportOptions ?? {},
   };
@@ -120,7 +130,7 @@ export function resolveConnectConfig(config: ConnectConfig = {}): ConnectSetting
   checkOptions('connect()', config, CONNECT_CHECKS, ONLY_LISTEN);
   return {
     backend: resolveBackendOptions(config),
-    comm: resolveCommSettings(config),
+    comm: resolveCommSettings(config, config.scheduler),
     timeout: config.timeout ?? CONNECT_DEFAULTS.timeout,
     scheduler: config.scheduler ?? asyncScheduler,
     random: config.random ?? Math.random,
@@ -147,7 +157,7 @@ export function resolveListenConfig(config: ListenConfig = {}): ListenSettings {
         (origin) => (origin === '*' ? origin : new URL(origin).origin),
       ),
     },
-    comm: resolveCommSettings(config),
+    comm: resolveCommSettings(config, config.scheduler),
     scheduler: config.scheduler ?? asyncScheduler,
   };
 }

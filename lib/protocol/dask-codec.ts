@@ -40,6 +40,18 @@ export function daskCodec(config: DaskCodecConfig): MessageCodec {
   return new DaskCodec(config);
 }
 
+const sharedCodecs = new Map<boolean, DaskCodec>();
+
+/**
+ * The process's Dask codec for `deserialize`, shared by every comm that has no codec of
+ * its own: one encoder and its slab for the process rather than per connect.
+ */
+export function sharedDaskCodec(deserialize: boolean): DaskCodec {
+  let codec = sharedCodecs.get(deserialize);
+  if (codec === undefined) sharedCodecs.set(deserialize, (codec = new DaskCodec({ deserialize })));
+  return codec;
+}
+
 /** One per comm is fine, or one shared: encode and decode each run to completion. */
 export class DaskCodec implements MessageCodec {
   private readonly deserialize: boolean;
@@ -65,6 +77,19 @@ export class DaskCodec implements MessageCodec {
   }
 
   private encodeWith(message: unknown, inPieces: boolean): FramePieces[] {
+    // Re-entrant (a toJSON that writes to another comm sharing this codec): the outer
+    // message's payload bookkeeping is put back when this one is done.
+    const outerPending = this.pending;
+    const outerNext = this.nextFrame;
+    try {
+      return this.encodeOne(message, inPieces);
+    } finally {
+      this.pending = outerPending;
+      this.nextFrame = outerNext;
+    }
+  }
+
+  private encodeOne(message: unknown, inPieces: boolean): FramePieces[] {
     this.pending = null;
     this.nextFrame = 1;
     let head: FramePieces;

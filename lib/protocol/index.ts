@@ -19,4 +19,4 @@ export {
   type MsgpackEncoderConfig,
 } from './msgpack';
 export { Serialized, Pickled, serializeMsgpack } from './serialized';
-export { daskCodec, DaskCodec, type DaskCodecConfig } from './dask-codec';
+export { daskCodec, DaskCodec, sharedDaskCodec, type DaskCodecConfig } from './dask-codec';

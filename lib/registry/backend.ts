@@ -21,6 +21,11 @@ export interface BackendOptions {
   maxMessageSize: number;
   /** Bytes a transport may hold unsent before `write()` waits. */
   writeHighWaterMark: number;
+  /**
+   * The comm's dead-peer timeout in ms (0: off): socket transports derive their TCP
+   * keepalive from it, which is what detects a vanished peer that speaks no heartbeats.
+   */
+  deadPeerTimeout: number;
   /** TLS settings, for transports that encrypt. */
   security: SecurityConfig | undefined;
   /** The user's `transportOptions`, untouched: settings for out-of-tree backends. */

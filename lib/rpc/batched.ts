@@ -4,7 +4,7 @@
  */
 import { asyncScheduler, concatMap, from, type Observable, type Observer, of, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Comm } from '../comm/comm';
-import { CommClosedError, ConfigError } from '../errors';
+import { BufferOverflowError, CommClosedError, ConfigError } from '../errors';
 import { reportStatus } from '../status';
 
 export interface BatchedConfig {
@@ -15,6 +15,14 @@ export interface BatchedConfig {
    * @default asyncScheduler
    */
   scheduler?: SchedulerLike;
+  /**
+   * Messages that may wait for the next batch. A batch is written only once the comm has
+   * taken the previous one, so a peer that reads slowly makes messages wait here; past
+   * this many, `send()` throws `BufferOverflowError` and `next()` reports it on
+   * `status$` (`comm:write-failed`), and the message is not sent.
+   * @default 100000
+   */
+  bufferSize?: number;
 }
 
 /**
@@ -22,9 +30,9 @@ export interface BatchedConfig {
  * those that follow within the interval leave together, as one array, when it ends. Never
  * drops or reorders; `close()` writes what is buffered, then closes the comm.
  *
- * Batches are written without waiting for the previous one to be taken (as `comm.next`
- * does), so the buffer is bounded by the interval, and what the transport holds by the
- * comm's own limits.
+ * A batch is written once the comm has taken the previous one (as Dask's BatchedSend
+ * waits for its write), so a slow peer makes the batches larger, not the transport's
+ * queue longer; the buffer itself holds at most `bufferSize` messages.
  */
 export class BatchedStream implements Observer<unknown> {
   /**
@@ -38,6 +46,9 @@ export class BatchedStream implements Observer<unknown> {
   private closing: Promise<void> | undefined;
   private readonly interval: number;
   private readonly scheduler: SchedulerLike;
+  private readonly bufferSize: number;
+  /** The last batch's write, until the comm has taken it. */
+  private writing: Promise<unknown> | undefined;
 
   /** Use `batched(comm, config)`. @internal */
   constructor(
@@ -45,18 +56,26 @@ export class BatchedStream implements Observer<unknown> {
     readonly comm: Comm,
     config: BatchedConfig,
   ) {
-    const { interval, scheduler = asyncScheduler } = config ?? ({} as BatchedConfig);
+    const { interval, scheduler = asyncScheduler, bufferSize = 100_000 } = config ?? ({} as BatchedConfig);
     if (typeof interval !== 'number' || !(interval >= 0) || !Number.isFinite(interval)) {
       throw new ConfigError(`interval must be a number of milliseconds (0 or more), got ${String(interval)}`);
     }
+    if (typeof bufferSize !== 'number' || !Number.isInteger(bufferSize) || bufferSize < 1) {
+      throw new ConfigError(`bufferSize must be a whole number of messages (1 or more), got ${String(bufferSize)}`);
+    }
     this.interval = interval;
+    this.bufferSize = bufferSize;
     this.scheduler = scheduler;
     this.messages$ = comm.read$.pipe(concatMap((batch) => (Array.isArray(batch) ? from(batch) : of(batch))));
   }
 
-  /** Buffers one message for the next batch. Throws `CommClosedError` once closing. */
+  /**
+   * Buffers one message for the next batch. Throws `CommClosedError` once closing, and
+   * `BufferOverflowError` when `bufferSize` messages already wait.
+   */
   send(message: unknown): void {
     if (this.closing || this.comm.closed) throw new CommClosedError(`send on closed batched stream ${this.comm}`);
+    if (this.buffer.length >= this.bufferSize) throw new BufferOverflowError('batched', this.bufferSize);
     this.buffer.push(message);
     this.schedule();
   }
@@ -94,7 +113,7 @@ export class BatchedStream implements Observer<unknown> {
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.writing) return; // the write's end schedules the next batch
     const wait = Math.max(0, this.lastBatchAt + this.interval - this.scheduler.now());
     this.timer = this.scheduler.schedule(() => {
       this.timer = undefined;
@@ -107,8 +126,21 @@ export class BatchedStream implements Observer<unknown> {
     const batch = this.buffer;
     this.buffer = [];
     this.lastBatchAt = this.scheduler.now();
+    const written = this.comm.write(batch);
+    // Taken at once unless the transport is at its high-water mark: deciding that now,
+    // not in a promise callback, keeps batching in virtual time under a TestScheduler.
+    if (!this.comm.needsDrain) {
+      written.catch(() => undefined);
+      return;
+    }
+    this.writing = written;
+    const taken = () => {
+      if (this.writing !== written) return;
+      this.writing = undefined;
+      if (this.buffer.length > 0 && !this.closing) this.schedule();
+    };
     // A failed write ends the comm, which its reader and status$ learn of: nothing to add.
-    this.comm.write(batch).catch(() => undefined);
+    written.then(taken, taken);
   }
 
   private cancelTimer(): void {

@@ -62,6 +62,8 @@ export function createCommPair(config: TestPairConfig = {}): [Comm, Comm] {
   const settings = resolveCommSettings({
     readHighWaterMark: config.readHighWaterMark,
     readHighWaterMarkBytes: config.readHighWaterMarkBytes,
+    writeBufferLimit: config.writeBufferLimit,
+    deadPeerTimeout: config.deadPeerTimeout,
     closeTimeout: config.closeTimeout,
   });
   const comms = ends.map((end) => new Comm(end, settings)) as [Comm, Comm];

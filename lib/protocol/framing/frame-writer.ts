@@ -8,14 +8,24 @@ import { headerSize, wireSize, writeHeader } from './header';
 
 /** Pieces up to this size are copied into the batch; larger ones travel by reference. */
 const COPY_LIMIT = 16 * 1024;
-/** Size of each batch buffer. */
+/** Size of each shared slab. */
 const BATCH_SIZE = 64 * 1024;
 
 /**
+ * The slab small pieces are copied into, shared by every writer of the process, carved
+ * strictly forward like Buffer's pool: bytes handed out are never written again, and a
+ * slab is freed once the last view of it is written and dropped. So an idle writer holds
+ * no memory (a comm used to keep a 64 KiB batch buffer of its own, mostly untouched).
+ */
+let slab: Uint8Array | null = null;
+let slabPosition = 0;
+
+/**
  * Lays messages out in Dask's framing for a socket: the header (`T`, `N`, lengths) and
- * small pieces are copied into a shared batch buffer, so that many small messages written
- * in one tick leave in one `write()`; large pieces (big frames, big bins the codec left
- * uncopied) are passed by reference.
+ * small pieces are copied into a slab shared by all writers, so that many small messages
+ * written in one tick leave in one `write()`; large pieces (big frames, big bins the codec
+ * left uncopied) are passed by reference. Messages of one writer written back to back in a
+ * tick lie back to back in the slab (one chunk), unless another writer wrote in between.
  *
  * ## Example
  *
@@ -28,12 +38,12 @@ const BATCH_SIZE = 64 * 1024;
  * ```
  */
 export class FrameWriter {
-  /** Chunks ready for the socket, in order. */
-  private chunks: Uint8Array[] = [];
-  private batch = allocUnsafe(BATCH_SIZE);
-  /** Start of the part of `batch` not yet in `chunks`. */
-  private start = 0;
-  private position = 0;
+  /** Chunks ready for the socket, in order; null while there are none. */
+  private chunks: Uint8Array[] | null = null;
+  /** The slab this writer's open chunk lies in (null: none open), its start and its end. */
+  private chunkSlab: Uint8Array | null = null;
+  private chunkStart = 0;
+  private chunkEnd = 0;
   /** Bytes added and not yet taken. */
   pendingBytes = 0;
 
@@ -46,9 +56,10 @@ export class FrameWriter {
   add(frames: readonly FramePieces[]): number {
     const count = frames.length;
     const header = headerSize(count);
-    this.reserve(header);
-    const size = writeHeader(this.batch, this.position, frames);
-    this.position += header;
+    const target = this.reserve(header);
+    const size = writeHeader(target, this.chunkEnd, frames);
+    this.chunkEnd += header;
+    slabPosition = this.chunkEnd;
     for (let i = 0; i < count; i++) {
       const frame = frames[i];
       if (frame instanceof Uint8Array) this.addPiece(frame);
@@ -61,8 +72,9 @@ export class FrameWriter {
   /** Everything added since the last call, in order. */
   take(): Uint8Array[] {
     this.cut();
-    const chunks = this.chunks;
-    this.chunks = [];
+    const chunks = this.chunks ?? [];
+    this.chunks = null;
+    this.chunkSlab = null;
     this.pendingBytes = 0;
     return chunks;
   }
@@ -70,30 +82,41 @@ export class FrameWriter {
   private addPiece(piece: Uint8Array): void {
     const length = piece.byteLength;
     if (length <= COPY_LIMIT) {
-      this.reserve(length);
-      this.batch.set(piece, this.position);
-      this.position += length;
+      const target = this.reserve(length);
+      target.set(piece, this.chunkEnd);
+      this.chunkEnd += length;
+      slabPosition = this.chunkEnd;
     } else {
       this.cut();
-      this.chunks.push(piece);
+      this.chunkSlab = null;
+      (this.chunks ??= []).push(piece);
     }
   }
 
-  /** Moves the filled part of the batch buffer into `chunks`. */
+  /** Moves this writer's open chunk into `chunks`. */
   private cut(): void {
-    if (this.position > this.start) {
-      this.chunks.push(this.batch.subarray(this.start, this.position));
-      this.start = this.position;
+    if (this.chunkSlab !== null && this.chunkEnd > this.chunkStart) {
+      (this.chunks ??= []).push(this.chunkSlab.subarray(this.chunkStart, this.chunkEnd));
+      this.chunkStart = this.chunkEnd;
     }
   }
 
-  /** Makes room for `size` bytes, starting a new batch buffer when this one is full. */
-  private reserve(size: number): void {
-    if (this.batch.length - this.position >= size) return;
-    this.cut();
-    this.batch = allocUnsafe(Math.max(BATCH_SIZE, size));
-    this.start = 0;
-    this.position = 0;
+  /**
+   * Makes room for `size` bytes at the end of this writer's open chunk, in the shared slab
+   * (a new one when it is full); returns the slab. If another writer carved bytes since,
+   * the open chunk is closed and a new one starts where the slab's free part begins.
+   */
+  private reserve(size: number): Uint8Array {
+    if (slab === null || slab.length - slabPosition < size) {
+      slab = allocUnsafe(Math.max(BATCH_SIZE, size));
+      slabPosition = 0;
+    }
+    if (this.chunkSlab !== slab || this.chunkEnd !== slabPosition) {
+      this.cut();
+      this.chunkSlab = slab;
+      this.chunkStart = this.chunkEnd = slabPosition;
+    }
+    return slab;
   }
 }
 

@@ -28,6 +28,12 @@ interface Waiter {
  */
 const INBOX_HIGH_WATER_MARK = 1024;
 
+/**
+ * What one undelivered message counts for against `writeBufferLimit`: inproc holds
+ * references, whose size it cannot know, so a comm aborts past 65,536 of them by default.
+ */
+const MESSAGE_COST = 1024;
+
 /** The one resolved write result inproc returns: no bytes, nothing to wait for. */
 const WRITTEN: Promise<number> = Promise.resolve(0);
 
@@ -82,6 +88,14 @@ export class InprocConnection implements Connection {
     return new Promise<number>((resolve, reject) => peer.waiters.push({ resolve, reject }));
   }
 
+  get bufferedBytes(): number {
+    return this.peer.backlog * MESSAGE_COST;
+  }
+
+  get needsDrain(): boolean {
+    return this.peer.paused || this.peer.backlog >= INBOX_HIGH_WATER_MARK;
+  }
+
   pause(): void {
     this.paused = true;
   }
@@ -108,7 +122,8 @@ export class InprocConnection implements Connection {
     if (this.done) return;
     this.done = true;
     const error = new CommClosedError(`inproc comm ${this.localAddress} aborted`, { cause: reason });
-    this.rejectWaiters(error);
+    // Writes still waiting here reject with this comm's own failure when it is one.
+    this.rejectWaiters(reason instanceof CommClosedError ? reason : error);
     this.peer.rejectWaiters(error);
     this.peer.receiveAbort(error);
   }

@@ -4,9 +4,13 @@
  * sink; messages out → codec → `FrameWriter` batches → one socket write per tick.
  */
 import type * as net from 'node:net';
-import type { Connection, ConnectionSink } from '../../comm/connection';
-import { CommClosedError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
+import type { Connection, ConnectionSink, PeerProbe } from '../../comm/connection';
+import { CommClosedError, DeadPeerError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
 import { FrameParser, FrameWriter, HANDSHAKE_LIMIT, messageSize, type MessageCodec } from '../../protocol';
+import { keepAliveIdle } from './keepalive';
+
+/** A heartbeat: a message of no frames. */
+const NO_FRAMES: readonly never[] = [];
 
 export interface SocketConnectionInit {
   /** The socket messages travel on (the TLS socket for tls). */
@@ -19,6 +23,8 @@ export interface SocketConnectionInit {
   codec: MessageCodec;
   maxMessageSize: number;
   writeHighWaterMark: number;
+  /** The comm's dead-peer timeout (0: off), which sets the TCP keepalive. */
+  deadPeerTimeout: number;
   /** How socket errors become comm errors (tls makes certificate failures fatal). */
   wrapError?: (err: unknown, message: string) => CommClosedError;
 }
@@ -57,6 +63,9 @@ export class SocketConnection implements Connection {
   /** Where messages go, from `open()` until the stream's end has been delivered. */
   private sink: ConnectionSink | undefined;
   private drainWait: DrainWait | undefined;
+  /** Bytes read and written so far: the dead-peer watch's signs of traffic. */
+  private bytesReceived = 0;
+  private bytesSent = 0;
 
   constructor(init: SocketConnectionInit) {
     this.socket = init.socket;
@@ -69,10 +78,41 @@ export class SocketConnection implements Connection {
     this.writeHighWaterMark = init.writeHighWaterMark;
     // Never leave an 'error' event unheard, even before open().
     const wrapError = init.wrapError ?? toCommClosedError;
-    this.socket.on('error', (err) => this.fail(wrapError(err, `connection to ${this.peerAddress} lost`)));
+    this.socket.on('error', (err) => this.fail(this.keepAliveFailure(err) ?? wrapError(err, `connection to ${this.peerAddress} lost`)));
     this.socket.on('drain', () => this.settleDrain());
     this.socket.on('close', () => this.fail(new CommClosedError(`connection to ${this.peerAddress} closed`)));
     this.socket.pause(); // nothing is read until a sink is attached
+    // Keepalive is what notices a vanished peer that sends no heartbeats (Dask): its
+    // first probe after this idle time, then 10 probes 1 s apart (libuv's), so that an
+    // idle comm fails after about `deadPeerTimeout`.
+    if (!this.rawSocket.destroyed) this.rawSocket.setKeepAlive(true, keepAliveIdle(init.deadPeerTimeout));
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength + this.writer.pendingBytes;
+  }
+
+  get needsDrain(): boolean {
+    return this.socket.writableLength + this.writer.pendingBytes >= this.writeHighWaterMark;
+  }
+
+  /**
+   * Between two rxcomm peers: heartbeats are messages of no frames (16 bytes), which
+   * the parser reads as nothing. A Dask peer gets none (it never advertises them), and
+   * a silent Dask peer cannot be told from a dead one here: that is keepalive's job.
+   */
+  peerProbe(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined {
+    if (!peerUnderstandsHeartbeats) return undefined;
+    const connection = this;
+    return {
+      get received() {
+        return connection.bytesReceived;
+      },
+      get sent() {
+        return connection.bytesSent - connection.bufferedBytes;
+      },
+      ping: () => this.sendHeartbeat(),
+    };
   }
 
   open(sink: ConnectionSink): void {
@@ -85,9 +125,13 @@ export class SocketConnection implements Connection {
       maxMessageSize: this.maxMessageSize,
       // The handshake comes first: until it is read, a peer gets no large allocation.
       firstMessageLimit: HANDSHAKE_LIMIT,
-      onMessage: (frames, nbytes) => this.sink?.next(this.codec.decode(frames), nbytes),
+      onMessage: (frames, nbytes) => {
+        if (frames.length > 0) this.sink?.next(this.codec.decode(frames), nbytes);
+        // else: a heartbeat, whose arrival is all it says
+      },
     });
     this.socket.on('data', (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
       try {
         parser.push(chunk);
       } catch (err) {
@@ -121,6 +165,7 @@ export class SocketConnection implements Connection {
       // The first message of a tick schedules the flush that sends the tick's batch.
       if (this.writer.pendingBytes === 0) process.nextTick(this.flush);
       wireSize = this.writer.add(frames);
+      this.bytesSent += wireSize;
     } catch (err) {
       return Promise.reject(err); // unencodable message: this write fails, the comm stays usable
     }
@@ -158,7 +203,8 @@ export class SocketConnection implements Connection {
   abort(reason?: Error): void {
     if (this.rawSocket.destroyed && this.socket.destroyed) return;
     this.sink = undefined; // the comm above asked for this and ends its own stream
-    this.fail(new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason }));
+    // Writes still waiting reject with the comm's own failure when it is one (a dead peer).
+    this.fail(reason instanceof CommClosedError ? reason : new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason }));
     // A reset, not a FIN, so that the peer's reader errors instead of completing.
     // Not after our FIN: Node 20's resetAndDestroy() then fails with EINVAL, emits no
     // 'close', and leaves a handle that spins the event loop at process exit.
@@ -173,6 +219,23 @@ export class SocketConnection implements Connection {
       this.rawSocket.destroy();
     }
     this.socket.destroy();
+  }
+
+  private sendHeartbeat(): void {
+    if (this.state.kind !== 'open') return;
+    if (this.writer.pendingBytes === 0) process.nextTick(this.flush);
+    this.bytesSent += this.writer.add(NO_FRAMES);
+  }
+
+  /**
+   * Keepalive (or retransmission) gave up on the peer of this established connection:
+   * ETIMEDOUT, or EHOSTUNREACH / ENETUNREACH when the peer's host stopped answering ARP on
+   * a shared link. Say so plainly.
+   */
+  private keepAliveFailure(err: unknown): CommClosedError | undefined {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== 'ETIMEDOUT' && code !== 'EHOSTUNREACH' && code !== 'ENETUNREACH') return undefined;
+    return new DeadPeerError(this.peerAddress, undefined, { cause: err });
   }
 
   private readonly flush = (): void => {

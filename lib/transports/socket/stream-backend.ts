@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { Observable } from 'rxjs';
 import { parseHostPort } from '../../addresses';
 import type { CommClosedError } from '../../errors';
-import { daskCodec, type MessageCodec } from '../../protocol';
+import { sharedDaskCodec, type MessageCodec } from '../../protocol';
 import type { Connection } from '../../comm/connection';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
 import { bindServer } from './bind';
@@ -62,8 +62,8 @@ export function streamBackend(transport: StreamTransport): Backend {
 
   /** Connections of one connect or listen call share one codec: Dask's unless the user's. */
   const connections = (options: BackendOptions) => {
-    const { maxMessageSize, writeHighWaterMark } = options;
-    const codec: MessageCodec = options.codec ?? daskCodec({ deserialize: options.deserialize });
+    const { maxMessageSize, writeHighWaterMark, deadPeerTimeout } = options;
+    const codec: MessageCodec = options.codec ?? sharedDaskCodec(options.deserialize);
     return (ready: ReadySocket): Connection =>
       new SocketConnection({
         ...ready,
@@ -72,6 +72,7 @@ export function streamBackend(transport: StreamTransport): Backend {
         codec,
         maxMessageSize,
         writeHighWaterMark,
+        deadPeerTimeout,
       });
   };
 

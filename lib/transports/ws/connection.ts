@@ -4,7 +4,7 @@
  * frames, sent back to back. Platform-neutral: Node and the browser each give it a
  * `MessageSocket`.
  */
-import type { Connection, ConnectionSink } from '../../comm/connection';
+import type { Connection, ConnectionSink, PeerProbe } from '../../comm/connection';
 import { CommClosedError, MessageTooLargeError, ProtocolError } from '../../errors';
 import { messageSize, type FramePieces, type MessageCodec } from '../../protocol';
 import { preludeSize } from '../../protocol/framing/header';
@@ -54,6 +54,9 @@ export class WebSocketConnection implements Connection {
   private early: { message: unknown; nbytes: number }[] | undefined = [];
   /** How the stream ended before `open()`: delivered by `open()`. */
   private earlyEnd: { error?: Error } | undefined;
+  /** Bytes (and control frames) read and written so far: the dead-peer watch's signs of traffic. */
+  private received = 0;
+  private sent = 0;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -75,7 +78,39 @@ export class WebSocketConnection implements Connection {
     this.socket.listen({
       message: (data, binary) => this.read(data, binary),
       closed: (code, reason, error) => this.socketClosed(code, reason, error && wrapError(error, `connection to ${this.peerAddress} lost`)),
+      alive: () => this.received++,
     });
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  get needsDrain(): boolean {
+    return this.socket.bufferedAmount >= this.writeHighWaterMark;
+  }
+
+  /**
+   * WebSocket pings work with every peer (Tornado, so Dask, and browsers answer them),
+   * so no heartbeat needs agreeing on; a platform that cannot ping (a browser) has none.
+   */
+  peerProbe(): PeerProbe | undefined {
+    const socket = this.socket;
+    if (!socket.ping) return undefined;
+    const connection = this;
+    return {
+      get received() {
+        return connection.received;
+      },
+      get sent() {
+        return connection.sent - connection.socket.bufferedAmount;
+      },
+      ping: () => {
+        if (this.state.kind !== 'open') return;
+        this.sent++;
+        socket.ping!();
+      },
+    };
   }
 
   open(sink: ConnectionSink): void {
@@ -106,6 +141,7 @@ export class WebSocketConnection implements Connection {
     for (let i = 0; i < parts.length; i++) this.socket.send(parts[i]);
     // On the wire: the count and the frames (what tcp spends on lengths, ws spends on its own headers).
     const wireSize = COUNT_SIZE + size - preludeSize(parts.length - 1);
+    this.sent += wireSize;
     if (this.socket.bufferedAmount < this.writeHighWaterMark) return Promise.resolve(wireSize);
     return this.socket.drained(this.writeHighWaterMark).then(() => {
       if (this.state.kind === 'failed') throw this.state.error;
@@ -135,11 +171,14 @@ export class WebSocketConnection implements Connection {
   abort(reason?: Error): void {
     if (this.state.kind === 'closed' || this.state.kind === 'failed') return;
     this.sink = undefined; // the comm above asked for this and ends its own stream
-    this.state = { kind: 'failed', error: new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason }) };
+    // Writes still waiting reject with the comm's own failure when it is one (a dead peer).
+    const error = reason instanceof CommClosedError ? reason : new CommClosedError(`comm to ${this.peerAddress} aborted`, { cause: reason });
+    this.state = { kind: 'failed', error };
     this.socket.terminate();
   }
 
   private read(data: Uint8Array, binary: boolean): void {
+    this.received += data.byteLength;
     try {
       this.reader.push(data, binary);
     } catch (err) {

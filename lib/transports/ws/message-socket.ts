@@ -16,6 +16,8 @@ export interface MessageSocketEvents {
    * Called once; nothing is reported after it.
    */
   closed(code: number, reason: string, error?: Error): void;
+  /** A control frame arrived (a pong, a ping): the peer is alive. */
+  alive(): void;
 }
 
 export interface MessageSocket {
@@ -30,6 +32,11 @@ export interface MessageSocket {
   send(data: FramePieces): void;
   /** Resolves once `bufferedAmount` is below `limit`, or the socket has closed. */
   drained(limit: number): Promise<void>;
+  /**
+   * Sends a WebSocket ping, which every conformant peer answers with a pong (reported
+   * as `alive`). Absent where the platform cannot send one (browsers).
+   */
+  ping?(): void;
   /** Stops reading from the network (a no-op where the platform cannot: browsers). */
   pause(): void;
   resume(): void;

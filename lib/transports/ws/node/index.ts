@@ -13,10 +13,11 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { parseHostPort, unparseHostPort } from '../../../addresses';
 import type { Connection } from '../../../comm/connection';
 import { CommClosedError, FatalCommClosedError, HandshakeError, ProtocolError } from '../../../errors';
-import { daskCodec } from '../../../protocol';
+import { sharedDaskCodec } from '../../../protocol';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../../registry/backend';
 import { bindServer } from '../../socket/bind';
 import { hostPortLookups, socketAddress } from '../../socket/host';
+import { keepAliveIdle } from '../../socket/keepalive';
 import { tlsError } from '../../socket/tls-errors';
 import { checkSecurity, clientCertificateProblem, clientTlsOptions, secureContextFor, tlsInfo, tlsOptionsFor } from '../../socket/tls-security';
 import { WebSocketConnection } from '../connection';
@@ -63,7 +64,7 @@ function webSocketBackend(scheme: Scheme): Backend {
   const wrapError = wsError(secure);
 
   const connectionFor = (options: BackendOptions) => {
-    const codec = options.codec ?? daskCodec({ deserialize: options.deserialize });
+    const codec = options.codec ?? sharedDaskCodec(options.deserialize);
     return (ws: WebSocket, socket: net.Socket): Connection =>
       new WebSocketConnection({
         socket: new NodeMessageSocket(ws, socket),
@@ -101,7 +102,7 @@ function webSocketBackend(scheme: Scheme): Backend {
         };
         ws.on('upgrade', (response) => {
           socket = response.socket as net.Socket;
-          socket.setKeepAlive(true);
+          socket.setKeepAlive(true, keepAliveIdle(options.deadPeerTimeout));
         });
         ws.on('unexpected-response', (request, response) => {
           fail(upgradeRefused(url, response));
@@ -240,7 +241,7 @@ function createServer(
       return;
     }
     upgrades.handleUpgrade(request, socket, head, (ws) => {
-      socket.setKeepAlive(true);
+      socket.setKeepAlive(true, keepAliveIdle(options.deadPeerTimeout));
       const connection = connectionFor(ws, socket);
       // As on tls://: Node checks a client certificate only after the TLS handshake, so
       // the listener answers the Dask handshake with the reason rather than just hanging up.

@@ -35,6 +35,13 @@ export class NodeMessageSocket implements MessageSocket {
     // 'error' always precedes 'close': keep the first cause for it.
     this.ws.on('error', (err) => (error ??= err));
     this.ws.on('close', (code: number, reason: Buffer) => events.closed(code, reason.toString(), error));
+    this.ws.on('pong', () => events.alive());
+    this.ws.on('ping', () => events.alive());
+  }
+
+  ping(): void {
+    // ws throws when the socket is not open; the connection's end is reported elsewhere.
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
   }
 
   send(data: FramePieces): void {
