@@ -321,3 +321,166 @@ export function reportRpc(runs: ClientRun[], reps: number, concurrency: number, 
   }
   return { table, medians, checks, pairedRxcommOverDask: paired };
 }
+
+// ---------------------------------------------------------------------------------------
+// the connections table (connections.ts): connects/s and memory per open comm
+// ---------------------------------------------------------------------------------------
+
+export type ConnImpl = Impl;
+export type ConnTransport = 'tcp' | 'tls';
+
+/**
+ * Per open comm, KiB (conn_protocol.ts): `live`, what the process holds (Node: V8's heapUsed
+ * + malloc's resident pages; Dask: CPython's small-object blocks in use + malloc's);
+ * `rss`; `heapExternal`, V8's heapUsed + external (Node only: every Buffer at its whole size).
+ */
+export interface ConnMemory {
+  liveKiB?: number;
+  rssKiB?: number;
+  heapExternalKiB?: number;
+}
+
+/** One run of one implementation: a fresh server and client, `n` connects held open. */
+export interface ConnRun {
+  impl: ConnImpl;
+  transport: ConnTransport;
+  rep: number;
+  n: number;
+  ok: boolean;
+  seconds: number;
+  error?: string;
+  connectsPerS?: number;
+  clientOpen?: number;
+  serverOpen?: number;
+  client?: ConnMemory;
+  server?: ConnMemory;
+  clientCpuUsPerConnect?: number;
+  serverCpuUsPerConnect?: number;
+  raw?: Record<string, unknown>;
+}
+
+/** The issue's targets: connects/s ≥ 2× Dask's and ≥ 0.7× the bare socket's; ≤ 8 KiB per open comm on either side. */
+export const CONN_TARGETS = { vsDask: 2, vsBare: 0.7, maxKiB: 8 } as const;
+
+interface ConnMetric {
+  key: string;
+  label: string;
+  unit: 'rate' | 'kib' | 'us' | 'count';
+  get(run: ConnRun): number | undefined;
+  /** Connect rate: ratios against bare and Dask; memory: rxcomm's own figure. */
+  target?: 'rate' | 'kib' | 'all-open';
+}
+
+const CONN_METRICS: ConnMetric[] = [
+  { key: 'connects_per_s', label: 'connects/s (with handshake)', unit: 'rate', get: (r) => r.connectsPerS, target: 'rate' },
+  { key: 'client_live_kib', label: 'client KiB/comm, live', unit: 'kib', get: (r) => r.client?.liveKiB, target: 'kib' },
+  { key: 'server_live_kib', label: 'server KiB/comm, live', unit: 'kib', get: (r) => r.server?.liveKiB, target: 'kib' },
+  { key: 'client_rss_kib', label: 'client KiB/comm, RSS', unit: 'kib', get: (r) => r.client?.rssKiB },
+  { key: 'server_rss_kib', label: 'server KiB/comm, RSS', unit: 'kib', get: (r) => r.server?.rssKiB },
+  { key: 'client_heap_kib', label: 'client KiB/comm, heap+external', unit: 'kib', get: (r) => r.client?.heapExternalKiB },
+  { key: 'server_heap_kib', label: 'server KiB/comm, heap+external', unit: 'kib', get: (r) => r.server?.heapExternalKiB },
+  { key: 'client_cpu_us', label: 'client CPU/connect (µs)', unit: 'us', get: (r) => r.clientCpuUsPerConnect },
+  { key: 'server_cpu_us', label: 'server CPU/connect (µs)', unit: 'us', get: (r) => r.serverCpuUsPerConnect },
+];
+
+const BIG_METRICS: ConnMetric[] = [
+  { key: 'open', label: 'comms open (client / server)', unit: 'count', get: (r) => r.clientOpen, target: 'all-open' },
+  ...CONN_METRICS.filter((m) => m.key !== 'client_cpu_us' && m.key !== 'server_cpu_us').map((m) => ({ ...m, target: m.target === 'rate' ? undefined : m.target })),
+];
+
+export interface ConnReport {
+  table: string;
+  medians: Partial<Record<ConnImpl, Record<string, number>>>;
+  checks: Check[];
+}
+
+/**
+ * The connections table of one transport (or, `big`, the 10,000-comm row): medians over
+ * the successful runs, ratios, the issue's targets.
+ */
+export function reportConnections(transport: ConnTransport, n: number, runs: ConnRun[], reps: number, big = false): ConnReport {
+  const metrics = big ? BIG_METRICS : CONN_METRICS;
+  const medians: ConnReport['medians'] = {};
+  const counts: Record<ConnImpl, number> = { rxcomm: 0, bare: 0, dask: 0 };
+  for (const impl of IMPLS) {
+    const ok = runs.filter((run) => run.impl === impl && run.ok);
+    counts[impl] = ok.length;
+    if (ok.length === 0) continue;
+    medians[impl] = {};
+    for (const m of metrics) {
+      const values = ok.map(m.get).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      if (values.length > 0) medians[impl]![m.key] = median(values);
+    }
+  }
+  const bigRun = (impl: ConnImpl) => runs.find((run) => run.impl === impl);
+  const checks: Check[] = metrics.map((m) => {
+    const value = (impl: ConnImpl) => medians[impl]?.[m.key];
+    const c: Check = { metric: m.key, rxcomm: value('rxcomm'), bare: value('bare'), dask: value('dask') };
+    c.vsBare = ratio(c.rxcomm, c.bare);
+    c.vsDask = ratio(c.rxcomm, c.dask);
+    // The issue's targets are tcp's: a TLS handshake is crypto-bound and OpenSSL holds tens of KiB per connection, whoever drives it.
+    if (transport !== 'tcp') return c;
+    if (m.target === 'rate') {
+      c.target = `≥${CONN_TARGETS.vsBare}× bare, ≥${CONN_TARGETS.vsDask}× Dask`;
+      c.passBare = c.vsBare === undefined ? undefined : c.vsBare >= CONN_TARGETS.vsBare;
+      c.passDask = c.vsDask === undefined ? undefined : c.vsDask >= CONN_TARGETS.vsDask;
+      c.pass = c.passBare !== false && c.passDask !== false && c.passBare !== undefined;
+    } else if (m.target === 'kib') {
+      c.target = `≤${CONN_TARGETS.maxKiB} KiB`;
+      if (c.rxcomm !== undefined) c.pass = c.rxcomm <= CONN_TARGETS.maxKiB;
+    } else if (m.target === 'all-open') {
+      c.target = `${n.toLocaleString('en-US')} open`;
+      const run = bigRun('rxcomm');
+      if (run && run.error !== 'skipped: out of time') c.pass = run.clientOpen === n && run.serverOpen === n;
+    }
+    return c;
+  });
+
+  const cell = (m: ConnMetric, impl: ConnImpl): string => {
+    if (m.unit === 'count') {
+      const run = bigRun(impl);
+      if (!run) return 'n/a';
+      if (run.clientOpen === undefined) return run.error?.startsWith('skipped') ? 'skipped' : 'failed';
+      return `${run.clientOpen.toLocaleString('en-US')} / ${(run.serverOpen ?? 0).toLocaleString('en-US')}`;
+    }
+    const v = medians[impl]?.[m.key];
+    if (v === undefined) return 'n/a';
+    return m.unit === 'rate' ? Math.round(v).toLocaleString('en-US') : m.unit === 'us' ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
+  };
+  const r = (x: number | undefined) => (x === undefined ? 'n/a' : `${x >= 100 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`);
+  const verdictOf = (c: Check): string => {
+    if (c.target === undefined) return '(no target)';
+    if (c.metric === 'connects_per_s') return verdict(c);
+    if (c.pass === undefined) return 'n/a';
+    return c.pass ? 'pass' : 'FAIL';
+  };
+  const header = ['metric', 'rxcomm', implName('bare', transport), 'Dask', 'rxcomm/bare', 'rxcomm/Dask', 'target', 'result'];
+  const rows = checks.map((c) => {
+    const m = metrics.find((x) => x.key === c.metric)!;
+    const ratios = m.unit === 'count' ? ['', ''] : [r(c.vsBare), r(c.vsDask)];
+    return [m.label, cell(m, 'rxcomm'), cell(m, 'bare'), cell(m, 'dask'), ...ratios, c.target ?? '', verdictOf(c)];
+  });
+  const title = big
+    ? `connections (${transport}): ${n.toLocaleString('en-US')} sequential connects held open in one client process (server in another); one run each`
+    : `connections (${transport}): ${n.toLocaleString('en-US')} sequential connects with the handshake, then all held open; medians of ${counts.rxcomm}/${counts.bare}/${counts.dask} runs (rxcomm/bare/Dask)`;
+  let table = [title, ...markdownTable(header, rows, (i) => i === 0 || i >= 6)].join('\n');
+  table +=
+    `\nKiB/comm: (at n − at n/2) / (n/2), each process after gc. live: V8's heapUsed (Dask: CPython's small-object blocks in use) + malloc's resident pages; ` +
+    `RSS: the process's (Node's includes V8's young generation growing with the allocation rate); heap+external: V8's heapUsed + external, each Buffer whole (Node only)`;
+  if (transport !== 'tcp') table += `; no targets over ${transport} (the issue's are tcp's): see the bare Node column`;
+  if (!big && reps > 1) {
+    const paired = (other: ConnImpl) => {
+      const values: number[] = [];
+      for (let rep = 0; rep < reps; rep++) {
+        const of = (impl: ConnImpl) => runs.find((run) => run.impl === impl && run.rep === rep && run.ok);
+        const x = ratio(of('rxcomm')?.connectsPerS, of(other)?.connectsPerS);
+        if (x !== undefined) values.push(x);
+      }
+      return values.length ? `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` : 'n/a';
+    };
+    table += `\nconnects/s within each rep (min–max): rxcomm/bare ${paired('bare')}, rxcomm/Dask ${paired('dask')}`;
+  }
+  const failures = runs.filter((run) => !run.ok);
+  for (const run of failures) table += `\n${implName(run.impl, transport)} run ${run.rep + 1}: ${run.error}`;
+  return { table, medians, checks };
+}

@@ -53,7 +53,7 @@ const CLOCK_TICKS = (() => {
  * A process's CPU time so far (user + system, ms; 10 ms resolution), from /proc: how the
  * servers' CPU per call is measured without asking them. Undefined where there is no /proc.
  */
-function cpuMs(pid: number | undefined): number | undefined {
+export function cpuMs(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -1,9 +1,11 @@
 /**
  * `npm run bench`, the orchestrator: rxcomm against bare Node and against Dask, side by
  * side in one run, over tcp, tls, ws and wss; then the rpc table (rpc.ts): rxcomm's rpc
- * layer against Dask's Server and rpc.
+ * layer against Dask's Server and rpc; then the connections table (connections.ts):
+ * connects/s and memory per open comm, and 10,000 comms held in one process.
  *
  *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask]
+ *         [--connections] [--no-connections] [--connections-n N] [--connections-10k]
  *     npm run bench -- --parser          (the protocol layer alone: parser.ts)
  *
  * Each side (sides/rxcomm.ts, sides/bare.ts for tcp/tls or sides/bare_ws.ts for ws/wss,
@@ -31,7 +33,8 @@ import * as path from 'node:path';
 import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
 import { Child, killAll, log, SteppedClient } from './children';
-import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type ClientRun, type Impl, type Transport } from './report';
+import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
+import { runConnections, type ConnRunConfig } from './connections';
 import { runRpc } from './rpc';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
 import { RPC_DEFAULTS, type RpcOptions } from './sides/rpc_protocol';
@@ -60,6 +63,10 @@ const RESERVE_MS: Record<Transport, number> = { tcp: 70_000, tls: 70_000, ws: 90
 const QUICK_RESERVE_MS = 25_000;
 const RPC_RESERVE_MS = 45_000;
 const QUICK_RPC_RESERVE_MS = 20_000;
+/** The connections table: what its runs take here (tcp and tls, then the 10,000-comm run). */
+const CONN_RESERVE_MS = 60_000;
+const QUICK_CONN_RESERVE_MS = 25_000;
+const CONN_10K_RESERVE_MS = 90_000;
 const SERVER_READY_MS = 45_000;
 
 // ---------------------------------------------------------------------------------------
@@ -72,6 +79,14 @@ interface RunArgs {
   transports: Transport[];
   /** The rpc table: in the default run, with --rpc; not with --transport alone, nor with --no-rpc. */
   rpc: boolean;
+  /** The connections table: in the default run, with --connections; not with another table named alone, nor with --no-connections. */
+  connections: boolean;
+  /** `--connections-10k`: only the 10,000-comm run, of every implementation. */
+  connections10k: boolean;
+  /** `--connections-n`: connects per tcp run (default 2,000; --quick 500); tls runs a quarter of it. */
+  connectionsN: number;
+  /** Runs per implementation in the connections table: tcp 2 and tls 1 (--quick 1 and 1), or --reps for both. */
+  connectionsReps: { tcp: number; tls: number };
   reps: number;
   dask: boolean;
   options: BenchOptions;
@@ -79,7 +94,7 @@ interface RunArgs {
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask] | npm run bench -- --parser';
+  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--connections] [--no-connections] [--connections-n N] [--connections-10k] [--reps N] [--no-dask] | npm run bench -- --parser';
 /** What `npm run bench` measures without --transport or --rpc (and the rpc table). */
 const DEFAULT_TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws'];
 
@@ -89,6 +104,10 @@ function parseArgs(argv: string[]): RunArgs {
     parser: false,
     transports: [...DEFAULT_TRANSPORTS],
     rpc: true,
+    connections: true,
+    connections10k: false,
+    connectionsN: 2000,
+    connectionsReps: { tcp: 2, tls: 1 },
     reps: 3,
     dask: true,
     options: { ...DASK_BENCH_DEFAULTS },
@@ -96,6 +115,8 @@ function parseArgs(argv: string[]): RunArgs {
   };
   let reps: number | undefined;
   let rpc: boolean | undefined;
+  let connections: boolean | undefined;
+  let connectionsN: number | undefined;
   const chosen: Transport[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -105,6 +126,13 @@ function parseArgs(argv: string[]): RunArgs {
     else if (arg === '--no-dask') args.dask = false;
     else if (arg === '--rpc') rpc = true;
     else if (arg === '--no-rpc') rpc = false;
+    else if (arg === '--connections') connections = true;
+    else if (arg === '--no-connections') connections = false;
+    else if (arg === '--connections-10k') args.connections10k = true;
+    else if (arg === '--connections-n' || arg.startsWith('--connections-n=')) {
+      connectionsN = Number(value());
+      if (!(connectionsN >= 1)) throw new Error('--connections-n takes a positive integer');
+    }
     else if (arg === '--rpc-pool-limit' || arg.startsWith('--rpc-pool-limit=')) {
       // Comparison only: both pools' limit above the 100 callers (bench/README.md, Dask's pool churn).
       args.rpcOptions.poolLimit = Number(value());
@@ -123,16 +151,22 @@ function parseArgs(argv: string[]): RunArgs {
       process.exit(0);
     } else throw new Error(`unknown argument ${JSON.stringify(arg)} (${USAGE})`);
   }
-  // What is named is what runs: --rpc alone is the rpc table alone, --transport alone no rpc table.
+  // What is named is what runs: --rpc alone is the rpc table alone, --transport alone no rpc
+  // table, --connections alone the connections table alone (--connections-10k its last run alone).
+  const named = chosen.length > 0 || rpc === true || connections === true || args.connections10k;
   if (chosen.length > 0) args.transports = [...new Set(chosen)];
-  else if (rpc === true) args.transports = [];
-  args.rpc = rpc ?? chosen.length === 0;
+  else if (named) args.transports = [];
+  args.rpc = rpc ?? !named;
+  args.connections = connections ?? !named;
   if (args.quick) {
     args.reps = 1;
     args.options = { reps: 1, trips: 1000, tripSeconds: 0.5, pipelined: 20_000, pipelinedSeconds: 0.5, bulkTotalMiB: 64, bulkSeconds: 0.5 };
     args.rpcOptions = { ...args.rpcOptions, calls: 1000, callSeconds: 0.5, concurrentCalls: 10_000, concurrentSeconds: 0.5 };
   }
+  if (args.quick) args.connectionsN = 500;
+  if (connectionsN !== undefined) args.connectionsN = Math.floor(connectionsN);
   if (reps !== undefined) args.reps = Math.floor(reps);
+  args.connectionsReps = reps !== undefined ? { tcp: args.reps, tls: args.reps } : { tcp: args.quick ? 1 : 2, tls: 1 };
   // Each client process runs Dask's warm-up and ONE repetition at a time; run.ts interleaves.
   args.options.reps = 1;
   args.rpcOptions.reps = 1;
@@ -345,6 +379,28 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
 }
 
 // ---------------------------------------------------------------------------------------
+// the connections table (connections.ts)
+// ---------------------------------------------------------------------------------------
+
+/**
+ * What the connections table runs: tcp with `--connections-n` connects (2,000; 500 with
+ * --quick), 2 runs per implementation (1 with --quick); tls with a quarter of them, 1 run
+ * (each connect costs a TLS handshake: ~200/s here, whoever makes it); --reps sets both; then
+ * 10,000 comms held by one rxcomm client (not with --quick). `--connections-10k`: only
+ * the 10,000-comm run, of every implementation.
+ */
+function connectionsPlan(args: RunArgs): Omit<ConnRunConfig, 'root' | 'python' | 'tls' | 'deadline'> {
+  const big = { n: 10_000, impls: args.connections10k ? (['rxcomm', 'bare', 'dask'] as Impl[]) : (['rxcomm'] as Impl[]) };
+  if (!args.connections) return { transports: [], warmUp: 200, big };
+  const n = args.connectionsN;
+  const transports: Array<{ transport: ConnTransport; n: number; reps: number }> = [
+    { transport: 'tcp', n, reps: args.connectionsReps.tcp },
+    { transport: 'tls', n: Math.max(1, Math.round(n / 4)), reps: args.connectionsReps.tls },
+  ];
+  return { transports, warmUp: args.quick ? 100 : 200, big: args.quick && !args.connections10k ? undefined : big };
+}
+
+// ---------------------------------------------------------------------------------------
 // the run
 // ---------------------------------------------------------------------------------------
 
@@ -375,9 +431,16 @@ async function main(): Promise<void> {
       rxcommCommit: gitCommit(),
       wsMasking: wsNativeMask(),
     },
-    options: { ...args.options, interleavedReps: args.reps, transports: args.transports, rpc: args.rpc ? args.rpcOptions : false },
+    options: {
+      ...args.options,
+      interleavedReps: args.reps,
+      transports: args.transports,
+      rpc: args.rpc ? args.rpcOptions : false,
+      connections: args.connections || args.connections10k ? connectionsPlan(args) : false,
+    },
     transports,
     rpc: undefined as unknown,
+    connections: undefined as unknown,
     tables,
     finished: '',
     seconds: 0,
@@ -385,7 +448,8 @@ async function main(): Promise<void> {
 
   // Time is reserved for the transports rxcomm can run (the others are skipped at once).
   const reserve = (t: Transport) => (missingBackend(t) ? 0 : args.quick ? QUICK_RESERVE_MS : RESERVE_MS[t]);
-  const rpcReserve = args.rpc ? (args.quick ? QUICK_RPC_RESERVE_MS : RPC_RESERVE_MS) : 0;
+  const connReserve = (args.connections ? (args.quick ? QUICK_CONN_RESERVE_MS : CONN_RESERVE_MS) : 0) + (args.connections10k ? CONN_10K_RESERVE_MS : 0);
+  const rpcReserve = (args.rpc ? (args.quick ? QUICK_RPC_RESERVE_MS : RPC_RESERVE_MS) : 0) + connReserve;
   const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000 + rpcReserve));
   let certs: TestCertificates | undefined;
   let madeTls: Awaited<ReturnType<typeof makeTls>> | undefined;
@@ -434,13 +498,36 @@ async function main(): Promise<void> {
           python: dask.version ? PYTHON : undefined,
           options: args.rpcOptions,
           reps: args.reps,
-          deadline: startedAt + budget,
+          deadline: startedAt + budget - connReserve,
           phaseTimeoutS: args.quick ? 60 : 90,
         });
         tables.push(table);
         console.log('\n' + table + '\n');
         report.rpc = figures;
       }
+    }
+    if (args.connections || args.connections10k) {
+      const plan = connectionsPlan(args);
+      let tlsFiles: Tls | undefined;
+      if (plan.transports.some((t) => t.transport === 'tls')) {
+        madeTls ??= await makeTls();
+        if (madeTls.tls) ({ tls: tlsFiles, certs } = madeTls);
+        else console.log(`connections: the tls table skipped: ${madeTls.reason}`);
+      }
+      log(`connections: ${plan.transports.map((t) => `${t.transport} n=${t.n}`).join(', ')}${plan.big ? `, then ${plan.big.n} comms (${plan.big.impls.join(', ')})` : ''}`);
+      const result = await runConnections({
+        ...plan,
+        root: ROOT,
+        python: dask.version ? PYTHON : undefined,
+        tls: tlsFiles,
+        // Its own reservation at least, even after a long run.
+        deadline: Math.max(startedAt + budget, Date.now() + connReserve),
+      });
+      for (const table of result.tables) {
+        tables.push(table);
+        console.log('\n' + table + '\n');
+      }
+      report.connections = result;
     }
   } finally {
     await certs?.remove();

@@ -46,7 +46,7 @@ const SCRATCH_SIZE = 4096;
 const TWO_POW_32 = 0x1_0000_0000;
 
 /** What rxcomm (and Debian's Dask) sends; compression null: this peer never compresses. */
-const HANDSHAKE = { compression: null, python: [3, 11, 2], 'pickle-protocol': 5 };
+export const HANDSHAKE = { compression: null, python: [3, 11, 2], 'pickle-protocol': 5 };
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const scratchUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
@@ -74,7 +74,7 @@ function readU64(buffer: Buffer, at: number): number {
   return high * TWO_POW_32 + readU32(buffer, at);
 }
 
-function writeU64(buffer: Buffer, at: number, value: number): void {
+export function writeU64(buffer: Buffer, at: number, value: number): void {
   const low = value >>> 0;
   const high = (value - low) / TWO_POW_32;
   buffer[at] = low;
@@ -91,7 +91,7 @@ function writeU64(buffer: Buffer, at: number, value: number): void {
 // reading: Dask's framing, incrementally
 // ---------------------------------------------------------------------------------------
 
-class FrameReader {
+export class FrameReader {
   /** Prelude bytes split between chunks. */
   private stash = Buffer.allocUnsafe(64);
   private stashFill = 0;
@@ -492,7 +492,7 @@ class BareConnection {
 // sockets
 // ---------------------------------------------------------------------------------------
 
-function tlsOptions(files: TlsFiles) {
+export function tlsOptions(files: TlsFiles) {
   return {
     ca: fs.readFileSync(files.ca),
     cert: fs.readFileSync(files.cert),
@@ -501,7 +501,7 @@ function tlsOptions(files: TlsFiles) {
   };
 }
 
-function hostPort(address: string): [string, number] {
+export function hostPort(address: string): [string, number] {
   const location = address.slice(address.indexOf('://') + 3);
   const colon = location.lastIndexOf(':');
   return [location.slice(0, colon).replace(/^\[|\]$/g, ''), Number(location.slice(colon + 1))];
@@ -556,11 +556,14 @@ function peerOf(connection: BareConnection): BenchPeer {
   return { write: (message) => connection.write(message), promisePerWrite: false, read: () => connection.read() };
 }
 
-sideMain('bare', {
-  serve,
-  async connect(address, transport, args) {
-    const connection = new BareConnection(await open(address, transport, args.tls), args.flags.has('--copy-large-bins'));
-    await connection.handshake();
-    return { peer: peerOf(connection), close: () => connection.close() };
-  },
-}).catch(fail);
+// Run as a side only, not when bare_conns.ts imports its pieces.
+if (require.main === module) {
+  sideMain('bare', {
+    serve,
+    async connect(address, transport, args) {
+      const connection = new BareConnection(await open(address, transport, args.tls), args.flags.has('--copy-large-bins'));
+      await connection.handshake();
+      return { peer: peerOf(connection), close: () => connection.close() };
+    },
+  }).catch(fail);
+}

@@ -11,6 +11,9 @@ them.
     /usr/bin/python3 bench/sides/dask_side.py rpc-client ADDRESS [--label L] [--reps 3]
         [--calls 5000] [--call-seconds 2] [--concurrent-calls 50000] [--concurrent-seconds 2]
         [--concurrency 100] [--timeout 120] [--stepped] [--only PHASE,...] [--no-warm-up]
+    /usr/bin/python3 bench/sides/dask_side.py conn-server [--transport tcp|tls] [--tls CA CERT KEY]
+    /usr/bin/python3 bench/sides/dask_side.py conn-client ADDRESS [--n 2000] [--warm-up 200]
+        [--tls CA CERT KEY] [--label L] [--timeout 300]
 
 Run it with Debian's ``/usr/bin/python3`` (the only interpreter here that imports Dask).
 Not named dask.py: the script's folder comes first on sys.path and would shadow Dask.
@@ -34,6 +37,12 @@ takes the scheme from ADDRESS.
 With ``--stepped`` (what run.ts uses) the client warms up, prints ``{"warm": true}``, then
 answers each stdin line ``phase NAME`` with ``{"ok": true, "phase": NAME, "<label>": {...}}``,
 so run.ts can interleave it with rxcomm's client phase by phase.
+
+``conn-server`` and ``conn-client`` are the Dask side of the connections table: a
+``distributed.comm.listen`` server holding (and reading) every comm it accepts, answering
+``mem N`` on stdin with its memory once N are open; and ``distributed.comm.connect`` n
+times, one after the other, all held open, its memory half-way (``{"half": true}``, then
+``continue``) and at the end; the same steps and output keys as bench/sides/conn_protocol.ts.
 
 What it shares with the interop peer (connect/listen with ``--tls``, the server's life
 cycle, JSON lines, the command runner) is imported from interop/dask_peer.py rather than
@@ -59,9 +68,11 @@ from dask_peer import (  # noqa: E402  (after the sys.path entry it needs)
     dask_connect,
     dask_listen,
     emit,
+    hard_exit,
     import_dask,
     logger,
     loopback_address,
+    make_security,
     pattern_bytes,
     read_reply,
     run_command,
@@ -446,6 +457,230 @@ async def cmd_rpc_client(args):
 
 
 # --------------------------------------------------------------------------------------
+# connections (the connections table; bench/README.md, "The connections table")
+# --------------------------------------------------------------------------------------
+
+
+def raise_fd_limit():
+    """The soft limit on open files up to the hard one, as Node does at start-up (10,000
+    comms need as many descriptors)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _malloc_resident():
+    """The resident size of the ``[heap]`` mapping (glibc's main malloc arena), bytes: what
+    malloc holds (objects over 512 bytes, buffers), as conn_protocol.ts measures it."""
+    try:
+        with open("/proc/self/smaps") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    at = text.find(" [heap]\n")
+    if at < 0:
+        return 0
+    for line in text[at:at + 2000].splitlines()[1:]:
+        if line.startswith("Rss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _obmalloc_allocated():
+    """Bytes in allocated blocks of CPython's small-object allocator (``sys._debugmallocstats``,
+    which writes to the C stderr: captured through a temporary file)."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        for line in tmp.read().decode("ascii", "replace").splitlines():
+            if line.startswith("# bytes in allocated blocks"):
+                return int(line.split("=")[1].strip().replace(",", ""))
+    return 0
+
+
+def mem_sample():
+    """The process's memory after gc.collect(): ``rss`` (/proc/self/statm); ``live``, what it
+    holds less its allocators' free space: CPython's small-object blocks in use plus what
+    malloc holds resident (the analog of conn_protocol.ts's V8 heapUsed + malloc); with
+    --tracemalloc also tracemalloc's ``traced``."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    with open("/proc/self/statm") as f:
+        rss = int(f.read().split()[1]) * _PAGE
+    obmalloc = _obmalloc_allocated()
+    malloc = _malloc_resident()
+    out = {"rss": rss, "obmalloc": obmalloc, "malloc": malloc, "live": obmalloc + malloc}
+    if tracemalloc.is_tracing():
+        out["traced"] = tracemalloc.get_traced_memory()[0]
+    return out
+
+
+def per_comm(before, after, n):
+    return {f"{k}_kib": round((after[k] - before[k]) / 1024 / n, 2) for k in before if k in after}
+
+
+async def cmd_conn_server(args):
+    """Holds every comm it accepts, reading (and echoing) as an application would, and
+    answers ``mem N [WAIT_S]`` on stdin with its memory once N comms are open."""
+    import_dask(args.compression)
+    raise_fd_limit()
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+    from distributed.comm import CommClosedError
+
+    transport = args.transport or ("tls" if args.tls else "tcp")
+    state = {"open": 0, "accepted": 0}
+    changed = asyncio.Event()
+
+    async def handler(comm):
+        state["open"] += 1
+        state["accepted"] += 1
+        changed.set()
+        try:
+            while True:
+                await comm.write(await comm.read())
+        except CommClosedError:
+            pass
+        finally:
+            state["open"] -= 1
+            changed.set()
+            comm.abort()
+
+    listener = await dask_listen(args.tls, handler, deserialize=True, ws=transport in ("ws", "wss"))
+    emit({"ready": True, "mode": "conn-server", "address": loopback_address(listener.contact_address),
+          "pid": os.getpid()})
+    asyncio.get_running_loop().call_later(args.lifetime, hard_exit, 0)
+    try:
+        async for line in stdin_lines():
+            words = line.split()
+            if not words or words[0] != "mem":
+                continue
+            expected = int(words[1])
+            deadline = time.perf_counter() + (float(words[2]) if len(words) > 2 else 30.0)
+            while state["open"] != expected and time.perf_counter() < deadline:
+                changed.clear()
+                try:
+                    await asyncio.wait_for(changed.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+            emit({"ok": True, "mem": mem_sample(), "open": state["open"], "accepted": state["accepted"]})
+    finally:
+        listener.stop()
+    return 0
+
+
+async def cmd_conn_client(args):
+    """``--warm-up`` connects (each closed), its memory, ``{"warm": true}``; on ``run``,
+    n/2 connects one after the other (``distributed.comm.connect``, handshake included),
+    all held open, its memory (``{"half": true}``); on ``continue`` the other n/2:
+    connects/s and memory per comm (conn_protocol.ts)."""
+    import_dask(args.compression)
+    raise_fd_limit()
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+    from distributed.comm import connect
+
+    # One Security and one set of connection args (its SSLContext), as a Dask client keeps them.
+    sec = make_security(args.tls)
+    kwargs = sec.get_connection_args("client") if sec else {}
+    address = args.address
+    label = args.label or "dask"
+
+    async def one():
+        return await connect(address, timeout=10, **kwargs)
+
+    t0 = time.perf_counter()
+    for _ in range(args.warm_up):
+        comm = await one()
+        await comm.close()
+    warm_seconds = time.perf_counter() - t0
+    await asyncio.sleep(0.1)
+    before = mem_sample()
+    emit({"warm": True, "pid": os.getpid(), "warm_up": args.warm_up,
+          "warm_up_per_s": args.warm_up / warm_seconds if warm_seconds > 0 else None, "mem": before})
+    held = []
+    n = args.n
+    half = n // 2
+    lines = stdin_lines()
+
+    async def command(word):
+        """The next stdin line that is ``word``; False once stdin has closed."""
+        async for line in lines:
+            if line.strip() == word:
+                return True
+        return False
+
+    state = {"seconds": 0.0, "failure": None, "user": 0.0, "system": 0.0}
+
+    async def connect_up_to(count):
+        cpu = os.times()
+        start = time.perf_counter()
+        try:
+            while len(held) < count:
+                held.append(await one())
+        except Exception as e:  # reported with what was done
+            state["failure"] = f"{type(e).__name__}: {e}"
+        state["seconds"] += time.perf_counter() - start
+        used = cpu_since(cpu)
+        state["user"] += used["cpu_user_ms"]
+        state["system"] += used["cpu_system_ms"]
+
+    if await command("run"):
+        # Half, a memory sample, the other half on `continue`: memory per comm is the slope
+        # over the second half, as on the Node sides (conn_protocol.ts).
+        await connect_up_to(half)
+        mid = None
+        if state["failure"] is None and 0 < half < n:
+            await asyncio.sleep(0.1)
+            mid = mem_sample()
+            emit({"half": True, "connected": len(held), "mem": mid})
+            if not await command("continue"):
+                return 0
+        if state["failure"] is None:
+            await connect_up_to(n)
+        await asyncio.sleep(0.1)
+        after = mem_sample()
+        seconds = state["seconds"]
+        result = {
+            "n": n, "half": half if mid else 0, "connected": len(held),
+            "open": sum(1 for c in held if not c.closed()),
+            "seconds": seconds, "connects_per_s": len(held) / seconds if seconds > 0 else 0,
+            "cpu_user_ms": state["user"], "cpu_system_ms": state["system"],
+            "mem_before": before, "mem_mid": mid, "mem_after": after,
+            "per_comm": per_comm(mid, after, len(held) - half) if mid and len(held) > half
+            else per_comm(before, after, max(1, len(held))),
+            "per_comm_whole": per_comm(before, after, max(1, len(held))),
+        }
+        if state["failure"]:
+            emit({"ok": False, "error": f"after {len(held)} of {n} connects: {state['failure']}", label: result})
+        else:
+            emit({"ok": True, label: result})
+        # Held until stdin closes; then the process goes, and its sockets with it.
+        await command("")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------
 
@@ -488,6 +723,18 @@ def build_parser():
     sp.add_argument("--stepped", action="store_true", help="warm up, then one phase per stdin line 'phase NAME'")
     sp.add_argument("--only", default=None, help="comma-separated phases (without --stepped)")
     sp.add_argument("--no-warm-up", action="store_true")
+    sp = sub.add_parser("conn-server", help="hold every comm accepted; 'mem N' on stdin: memory once N are open")
+    add_common_options(sp, server=True)
+    sp.add_argument("--transport", choices=["tcp", "tls", "ws", "wss"], default=None,
+                    help="default: tls with --tls, else tcp")
+    sp.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's traced memory (slower)")
+    sp = sub.add_parser("conn-client", help="N sequential connects held open: connects/s, memory per comm")
+    sp.add_argument("address")
+    sp.add_argument("--label", default=None, help="output key (default: dask)")
+    add_common_options(sp, timeout=300.0)
+    sp.add_argument("--n", type=int, default=2000, help="connects held open")
+    sp.add_argument("--warm-up", type=int, default=200, help="connects (each closed) before the baseline")
+    sp.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's traced memory (slower)")
     return p
 
 
@@ -496,6 +743,8 @@ COMMANDS = {
     "bench-client": cmd_bench_client,
     "rpc-server": cmd_rpc_server,
     "rpc-client": cmd_rpc_client,
+    "conn-server": cmd_conn_server,
+    "conn-client": cmd_conn_client,
 }
 
 
