@@ -83,19 +83,23 @@ export class Comm implements Observer<unknown> {
    */
   readonly read$: Observable<unknown>;
 
-  /** This side's handshake, plus `address`. */
-  localInfo: HandshakeInfo = {};
-  /** The peer's handshake, plus `address`. */
-  remoteInfo: HandshakeInfo = {};
   /** What the handshakes agreed on. */
-  handshakeOptions: HandshakeOptions = { compression: null, 'pickle-protocol': 5 };
+  handshakeOptions: HandshakeOptions = DEFAULT_HANDSHAKE_OPTIONS;
 
   private readonly settings: CommSettings;
-  /** Messages that arrived while nobody was reading, in order. */
-  private readonly unread = new UnreadMessages();
+  /**
+   * Messages that arrived while nobody was reading, in order. Made when one first does,
+   * dropped when emptied: most comms are read as messages arrive and never hold one.
+   */
+  private unread: UnreadMessages | null = null;
   private readonly subscribers: Subscriber<unknown>[] = [];
-  /** `read()` calls waiting for a message. */
-  private readonly pendingReads: PendingRead[] = [];
+  /** `read()` calls waiting for a message; made at the first that waits. */
+  private pendingReads: PendingRead[] | null = null;
+  /** The two handshake maps as exchanged; `localInfo` and `remoteInfo` are made from them when asked for. */
+  private localHandshake: HandshakeInfo | undefined;
+  private remoteHandshake: HandshakeInfo | undefined;
+  private localInfoValue: HandshakeInfo | undefined;
+  private remoteInfoValue: HandshakeInfo | undefined;
   private state: CommState = 'open';
   /** Set once by `endStream`: how reading ended. */
   private ended: EndOfStream | undefined;
@@ -123,7 +127,40 @@ export class Comm implements Observer<unknown> {
   ) {
     this.settings = settings;
     this.read$ = new Observable<unknown>((subscriber) => this.addSubscriber(subscriber));
+    this.sink = new CommSink(this);
     connection.open(this.sink);
+  }
+
+  /** This side's handshake, plus `address`. */
+  get localInfo(): HandshakeInfo {
+    if (this.localInfoValue === undefined && this.localHandshake) this.localInfoValue = { ...this.localHandshake, address: this.localAddress };
+    return (this.localInfoValue ??= {});
+  }
+
+  set localInfo(info: HandshakeInfo) {
+    this.localInfoValue = info;
+  }
+
+  /** The peer's handshake, plus `address`. */
+  get remoteInfo(): HandshakeInfo {
+    if (this.remoteInfoValue === undefined && this.remoteHandshake) this.remoteInfoValue = { ...this.remoteHandshake, address: this.peerAddress };
+    return (this.remoteInfoValue ??= {});
+  }
+
+  set remoteInfo(info: HandshakeInfo) {
+    this.remoteInfoValue = info;
+  }
+
+  /**
+   * The handshake's outcome: the maps exchanged and what they agreed on. `localInfo` and
+   * `remoteInfo` are made from the maps when first read, as few comms ever read them.
+   * @internal
+   */
+  handshaken(local: HandshakeInfo, remote: HandshakeInfo, options: HandshakeOptions): void {
+    this.localHandshake = local;
+    this.remoteHandshake = remote;
+    this.localInfoValue = this.remoteInfoValue = undefined;
+    this.handshakeOptions = options;
   }
 
   /** This end's address, e.g. `tcp://127.0.0.1:50000`. */
@@ -156,9 +193,9 @@ export class Comm implements Observer<unknown> {
 
   /** The next message. Rejects with `CommClosedError` once the stream has ended. */
   read(): Promise<unknown> {
-    if (this.unread.length > 0) return Promise.resolve(this.takeUnread());
+    if (this.unread !== null) return Promise.resolve(this.takeUnread());
     if (this.ended) return Promise.reject(this.endError('read'));
-    return new Promise((resolve, reject) => this.pendingReads.push({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.pendingReads ??= []).push({ resolve, reject }));
   }
 
   /**
@@ -264,15 +301,19 @@ export class Comm implements Observer<unknown> {
 
   // ---- receiving ----
 
-  private readonly sink: ConnectionSink = {
-    next: (message, nbytes) => this.receive(message, nbytes),
-    // The peer closed cleanly: reading is over, and our writes have nowhere to go.
-    complete: () => {
-      this.endStream({});
-      void this.close();
-    },
-    error: (err) => this.fail(toCommClosedError(err, 'connection lost')),
-  };
+  /** Where the connection delivers (a `CommSink`). */
+  private readonly sink: ConnectionSink;
+
+  /** The peer closed cleanly: reading is over, and our writes have nowhere to go. @internal (CommSink) */
+  peerClosed(): void {
+    this.endStream({});
+    void this.close();
+  }
+
+  /** The connection failed. @internal (CommSink) */
+  connectionFailed(err: Error): void {
+    this.fail(toCommClosedError(err, 'connection lost'));
+  }
 
   /**
    * The comm failed (the peer's failure, a dead peer, a write buffer overflow): reported
@@ -289,7 +330,8 @@ export class Comm implements Observer<unknown> {
     this.endStream({ error });
   }
 
-  private receive(message: unknown, nbytes: number): void {
+  /** One message from the connection. @internal (CommSink) */
+  receive(message: unknown, nbytes: number): void {
     const subscribers = this.subscribers;
     const previous = delivering;
     delivering = this;
@@ -298,12 +340,13 @@ export class Comm implements Observer<unknown> {
         subscribers[0].next(message);
       } else if (subscribers.length > 1) {
         for (const subscriber of subscribers.slice()) subscriber.next(message);
-      } else if (this.pendingReads.length > 0) {
+      } else if (this.pendingReads !== null && this.pendingReads.length > 0) {
         this.pendingReads.shift()!.resolve(message);
       } else {
-        this.unread.push(message, nbytes);
+        const unread = (this.unread ??= new UnreadMessages());
+        unread.push(message, nbytes);
         const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
-        if (!this.unreadFull && (this.unread.length >= readHighWaterMark || this.unread.bytes >= readHighWaterMarkBytes)) {
+        if (!this.unreadFull && (unread.length >= readHighWaterMark || unread.bytes >= readHighWaterMarkBytes)) {
           this.unreadFull = true;
           this.syncPause();
         }
@@ -313,10 +356,13 @@ export class Comm implements Observer<unknown> {
     }
   }
 
+  /** The oldest unread message; only while there is one (`unread` is never left empty). */
   private takeUnread(): unknown {
-    const message = this.unread.shift();
+    const unread = this.unread!;
+    const message = unread.shift();
+    if (unread.length === 0) this.unread = null; // an idle comm keeps no queue
     const { readHighWaterMark, readHighWaterMarkBytes } = this.settings;
-    if (this.unreadFull && this.unread.length < readHighWaterMark / 2 && this.unread.bytes < readHighWaterMarkBytes / 2) {
+    if (this.unreadFull && unread.length < readHighWaterMark / 2 && unread.bytes < readHighWaterMarkBytes / 2) {
       this.unreadFull = false;
       this.syncPause();
     }
@@ -382,7 +428,7 @@ export class Comm implements Observer<unknown> {
 
   private addSubscriber(subscriber: Subscriber<unknown>): () => void {
     // Unread messages go to the first subscriber, before anything new arrives.
-    while (this.unread.length > 0 && !subscriber.closed) subscriber.next(this.takeUnread());
+    while (this.unread !== null && !subscriber.closed) subscriber.next(this.takeUnread());
     if (subscriber.closed) return () => undefined;
     if (this.ended) {
       endSubscriber(subscriber, this.ended);
@@ -417,7 +463,29 @@ export class Comm implements Observer<unknown> {
     this.stopWatch();
     this.syncPause(); // resumes: a paused transport must see its own end
     for (const subscriber of this.subscribers.splice(0)) endSubscriber(subscriber, end);
-    for (const pending of this.pendingReads.splice(0)) pending.reject(this.endError('read'));
+    const pendingReads = this.pendingReads;
+    this.pendingReads = null;
+    if (pendingReads !== null) for (const pending of pendingReads) pending.reject(this.endError('read'));
+  }
+}
+
+/** Until a handshake says otherwise. Shared by every comm: one object less per comm. */
+const DEFAULT_HANDSHAKE_OPTIONS: HandshakeOptions = Object.freeze({ compression: null, 'pickle-protocol': 5 });
+
+/** Where the connection delivers: one small object per comm rather than three closures. */
+class CommSink implements ConnectionSink {
+  constructor(private readonly comm: Comm) {}
+
+  next(message: unknown, nbytes: number): void {
+    this.comm.receive(message, nbytes);
+  }
+
+  complete(): void {
+    this.comm.peerClosed();
+  }
+
+  error(err: Error): void {
+    this.comm.connectionFailed(err);
   }
 }
 

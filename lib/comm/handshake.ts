@@ -73,6 +73,22 @@ export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptio
   };
 }
 
+/** The last map built from `LOCAL_HANDSHAKE`, kept while comms keep the same deadPeerTimeout. */
+let sharedLocal: { deadPeerTimeout: number; info: HandshakeInfo } | undefined;
+
+/**
+ * The map this side sends: `base` plus its heartbeat key. Built from the frozen
+ * `LOCAL_HANDSHAKE` it is frozen too and shared by every comm with the same
+ * deadPeerTimeout (each comm keeps its map for `localInfo`: one object, not one per comm).
+ */
+function localHandshake(base: HandshakeInfo, deadPeerTimeout: number): HandshakeInfo {
+  if (base !== LOCAL_HANDSHAKE) return { ...base, [HEARTBEAT_KEY]: deadPeerTimeout };
+  if (sharedLocal?.deadPeerTimeout !== deadPeerTimeout) {
+    sharedLocal = { deadPeerTimeout, info: Object.freeze({ ...base, [HEARTBEAT_KEY]: deadPeerTimeout }) };
+  }
+  return sharedLocal.info;
+}
+
 /**
  * Runs the handshake on a fresh comm: emits it once handshaken, then completes.
  * Unsubscribing before that, or any failure, aborts the comm, so an abandoned
@@ -80,7 +96,7 @@ export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptio
  */
 export function handshake(comm: Comm, base: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
   return new Observable<Comm>((subscriber) => {
-    const local: HandshakeInfo = { ...base, [HEARTBEAT_KEY]: comm.deadPeerTimeout };
+    const local = localHandshake(base, comm.deadPeerTimeout);
     let done = false;
     const fail = (err: unknown) => {
       if (done) return;
@@ -94,15 +110,16 @@ export function handshake(comm: Comm, base: HandshakeInfo = LOCAL_HANDSHAKE): Ob
     // virtual time under a TestScheduler (a Promise would resolve outside it).
     const reading = comm.read$.pipe(take(1)).subscribe({
       next: (remote) => {
+        let options: HandshakeOptions;
         try {
-          comm.handshakeOptions = negotiate(local, remote);
+          options = negotiate(local, remote);
         } catch (err) {
           fail(err);
           return;
         }
         done = true;
-        comm.localInfo = { ...local, address: comm.localAddress };
-        comm.remoteInfo = { ...(remote as HandshakeInfo), address: comm.peerAddress };
+        // localInfo and remoteInfo (each map plus `address`) are made when first read.
+        comm.handshaken(local, remote as HandshakeInfo, options);
         comm.startPeerWatch(peerHeartbeat(remote as HandshakeInfo));
         subscriber.next(comm);
         subscriber.complete();

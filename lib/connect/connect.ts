@@ -1,20 +1,23 @@
 /**
- * `connect()`: Dask's connect policy (`distributed/comm/core.py`) built from RxJS
- * operators, so it can run in virtual time:
+ * `connect()`: Dask's connect policy (`distributed/comm/core.py`) built on RxJS, so it
+ * can run in virtual time:
  *
- *   attempt = backend.connect → handshake, under a per-attempt `timeout`
+ *   attempt = backend.connect → handshake, under a per-attempt limit on the scheduler
  *   retry(attempt) with full-jitter backoff; errors retrying cannot mend pass straight through
- *   timeout(overall deadline) outside everything; `signal` can end it all
+ *   the overall deadline bounds every attempt and every wait; `signal` can end it all
  *
- * The first attempt may take a fifth of the total; later ones get whatever is left.
+ * The first attempt may take a fifth of the total; later ones get whatever is left. Each
+ * attempt is one hand-written Observable (no `timeout`, `switchMap`, `tap`, nor outer
+ * `defer` and `timeout`): a connect is cheap, and its behaviour in virtual time is the
+ * same frame by frame (marbles/connect-marble-spec.ts).
  */
-import { defer, type MonoTypeOperatorFunction, Observable, retry, switchMap, tap, throwError, timeout, timer } from 'rxjs';
+import { defer, type MonoTypeOperatorFunction, Observable, retry, type SchedulerLike, type Subscription, throwError, timer } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { handshake } from '../comm/handshake';
 import { AbortError, CommClosedError, ConnectTimeoutError, FatalCommClosedError, ProtocolError } from '../errors';
-import { checkEncryption, resolveConnectConfig, type ConnectConfig } from '../options';
-import { getBackend } from '../registry';
+import { checkEncryption, resolveConnectConfig, type ConnectConfig, type ConnectSettings } from '../options';
+import { getBackend, type Backend } from '../registry';
 import { reportStatus } from '../status';
 
 /** Dask's backoff base: the cap doubles from 10 ms with each failed attempt. */
@@ -54,10 +57,24 @@ function isRetryable(err: unknown): boolean {
 export function connect(addr: string, config?: ConnectConfig): Observable<Comm> {
   const settings = resolveConnectConfig(config);
   const { timeout: total, scheduler, random } = settings;
-  return defer(() => {
-    const [scheme, location] = parseAddress(addr);
-    const backend = getBackend(scheme);
-    checkEncryption(backend, addr, settings.backend.security);
+  const connect$ = new Observable<Comm>((subscriber) => {
+    const failed = (error: Error) => {
+      reportStatus({ type: 'connect:failed', address: addr, error });
+      subscriber.error(error);
+    };
+    let backend: Backend;
+    let location: string;
+    try {
+      let scheme: string;
+      [scheme, location] = parseAddress(addr);
+      backend = getBackend(scheme);
+      checkEncryption(backend, addr, settings.backend.security);
+    } catch (error) {
+      failed(error as Error);
+      return undefined;
+    }
+    // Every attempt, and every wait between two, ends by the deadline: no overall timer
+    // (an attempt gets at most the time left; a retry with none left is the timeout).
     const deadline = scheduler.now() + total;
     let attempts = 0;
     let lastFailure: unknown;
@@ -67,34 +84,70 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
       const timeLeft = deadline - scheduler.now();
       const limit = attempts === 0 ? Math.min(total / 5, timeLeft) : timeLeft;
       attempts++;
-      return backend.connect(location, settings.backend).pipe(
-        switchMap((connection) => handshake(new Comm(connection, settings.comm))),
-        timeout({
-          first: limit,
-          scheduler,
-          with: () => throwError(() => new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)),
-        }),
-      );
+      return attempt(backend, location, settings, limit, addr);
     });
 
-    return attempt$.pipe(
-      retry({
-        delay: (error, failures) => {
-          if (!isRetryable(error)) return throwError(() => error);
-          if (!(error instanceof AttemptTimeout)) lastFailure = error;
-          const timeLeft = deadline - scheduler.now();
-          if (timeLeft <= 0) return throwError(timedOut);
-          const delay = random() * Math.min(timeLeft, BACKOFF_BASE_MS * 2 ** (failures - 1));
-          reportStatus({ type: 'connect:retry', address: addr, attempt: failures, delay, error });
-          return timer(delay, scheduler);
-        },
-      }),
-      timeout({ first: total, scheduler, with: () => throwError(timedOut) }),
-    );
-  }).pipe(
-    tap({ error: (error: Error) => reportStatus({ type: 'connect:failed', address: addr, error }) }),
-    abortedBy(settings.signal),
-  );
+    return attempt$
+      .pipe(
+        retry({
+          delay: (error, failures) => {
+            if (!isRetryable(error)) return throwError(() => error);
+            if (!(error instanceof AttemptTimeout)) lastFailure = error;
+            const timeLeft = deadline - scheduler.now();
+            if (timeLeft <= 0) return throwError(timedOut);
+            const delay = random() * Math.min(timeLeft, BACKOFF_BASE_MS * 2 ** (failures - 1));
+            reportStatus({ type: 'connect:retry', address: addr, attempt: failures, delay, error });
+            return timer(delay, scheduler);
+          },
+        }),
+      )
+      .subscribe({
+        next: (comm) => subscriber.next(comm),
+        error: failed,
+        complete: () => subscriber.complete(),
+      });
+  });
+  return connect$.pipe(abortedBy(settings.signal));
+}
+
+/**
+ * One attempt: the backend's connection, then the handshake on a comm over it, within
+ * `limit` ms (an `AttemptTimeout` after that). Unsubscribing, or a failure, ends what is
+ * in flight: the connection attempt, or the handshake (which aborts its comm).
+ */
+function attempt(backend: Backend, location: string, settings: ConnectSettings, limit: number, addr: string): Observable<Comm> {
+  return new Observable<Comm>((subscriber) => {
+    const scheduler: SchedulerLike = settings.scheduler;
+    let handshaking: Subscription | undefined;
+    const timeLimit = scheduler.schedule(() => subscriber.error(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
+    const connecting = backend.connect(location, settings.backend).subscribe({
+      next: (connection) => {
+        let comm: Comm;
+        try {
+          comm = new Comm(connection, settings.comm);
+        } catch (error) {
+          // As switchMap would: a throw here is this attempt's error, not an unhandled one.
+          connection.abort(error as Error);
+          subscriber.error(error);
+          return;
+        }
+        handshaking = handshake(comm).subscribe({
+          next: (comm) => {
+            timeLimit.unsubscribe();
+            subscriber.next(comm);
+            subscriber.complete();
+          },
+          error: (error) => subscriber.error(error),
+        });
+      },
+      error: (error) => subscriber.error(error),
+    });
+    return () => {
+      timeLimit.unsubscribe();
+      connecting.unsubscribe();
+      handshaking?.unsubscribe();
+    };
+  });
 }
 
 /**

@@ -10,7 +10,6 @@
  */
 import {
   BehaviorSubject,
-  catchError,
   defer,
   EMPTY,
   filter,
@@ -22,8 +21,6 @@ import {
   type Subscription,
   take,
   tap,
-  throwError,
-  timeout,
 } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
@@ -193,22 +190,38 @@ export class Listener extends Observable<Comm> {
    * as rejected.
    */
   private handshaken(comm: Comm): Observable<Comm> {
-    const done$ = this.handshakeOf(comm);
+    const { scheduler, backend } = this.settings;
+    // One Observable per accepted connection, rather than `timeout` and `catchError`
+    // around the handshake and another for the hand-over: accepting stays cheap.
     return new Observable<Comm>((subscriber) => {
-      let finished = false;
       let orphaned = false;
-      done$.subscribe({
+      const failed = (error: Error) => {
+        this.rejected(comm.peerAddress, error);
+        subscriber.complete();
+      };
+      const timeLimit = scheduler.schedule(() => {
+        handshaking.unsubscribe(); // aborts the comm
+        comm.abort();
+        failed(new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
+      }, backend.handshakeTimeout);
+      const handshaking: Subscription = handshake(comm).subscribe({
         next: (handshaken) => {
-          if (orphaned) this.orphaned(handshaken);
-          else subscriber.next(handshaken);
-        },
-        complete: () => {
-          finished = true;
+          timeLimit.unsubscribe();
+          if (orphaned) {
+            this.orphaned(handshaken);
+            return;
+          }
+          subscriber.next(handshaken);
           subscriber.complete();
         },
+        error: (error: Error) => {
+          timeLimit.unsubscribe();
+          failed(error);
+        },
       });
+      // Neither the time limit nor the handshake ends here: see above.
       return () => {
-        if (!finished) orphaned = true;
+        orphaned = true;
       };
     });
   }
@@ -221,24 +234,6 @@ export class Listener extends Observable<Comm> {
     }
     this.rejected(comm.peerAddress, new CommClosedError('the listener stopped while this handshake was in flight'));
     void comm.close();
-  }
-
-  private handshakeOf(comm: Comm): Observable<Comm> {
-    const { scheduler, backend } = this.settings;
-    return handshake(comm).pipe(
-      timeout({
-        first: backend.handshakeTimeout,
-        scheduler,
-        with: () => {
-          comm.abort();
-          return throwError(() => new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
-        },
-      }),
-      catchError((error: Error) => {
-        this.rejected(comm.peerAddress, error);
-        return EMPTY;
-      }),
-    );
   }
 
   private rejected(peerAddress: string, error: Error): void {

@@ -47,8 +47,11 @@ import { failedConnect } from '../helpers/failed-connect';
 
 /** The peers here decode by themselves, with the public codec; payloads stay opaque. */
 const codec = daskCodec({ deserialize: false });
-/** What rxcomm sends as its handshake (`compression: null`: it never compresses). */
-const RXCOMM_HANDSHAKE = GOLDEN_WS_DECODED.clientHandshake;
+/**
+ * What rxcomm sends as its handshake: Dask's (`compression: null`: it never compresses),
+ * plus its heartbeat offer with the default deadPeerTimeout, a key Dask ignores.
+ */
+const RXCOMM_HANDSHAKE = { ...(GOLDEN_WS_DECODED.clientHandshake as object), 'rxcomm-heartbeat': 30000 };
 
 /**
  * What a test opened and has not closed yet, closed after it even when it fails: a failed
