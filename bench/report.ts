@@ -175,10 +175,74 @@ export interface TransportReport {
   checks: Check[];
   /** rxcomm/bare per repetition and metric: the spread says how far noise moves a ratio. */
   pairedRxcommOverBare: Record<string, number[]>;
+  /** tcp: the byte pipe's medians per mode, and each bulk figure over the onread one. */
+  bytePipe?: BytePipeReport;
+}
+
+/**
+ * The byte pipe (sides/byte_pipe.ts): loopback TCP between two Node processes, bytes only
+ * counted, 16 MiB blocks. `onread`: read into one reused buffer (the pipe itself);
+ * `fresh`: each block read in place into a new buffer (what handing messages out costs at
+ * least); `data`: Node's default reads, a fresh 64 KiB buffer each.
+ */
+export type BytePipeMode = 'onread' | 'fresh' | 'data';
+export interface BytePipeRun {
+  rep: number;
+  mode: BytePipeMode;
+  MiBps: number;
+}
+export interface BytePipeReport {
+  MiBps: Partial<Record<BytePipeMode, number>>;
+  /** Each implementation's bulk median over the onread pipe's median. */
+  overPipe: Partial<Record<Impl, Record<string, number>>>;
+  /** rxcomm's bulk 16 MiB over the pipe, rep by rep (measured seconds apart). */
+  pairedRxcomm16MiB: number[];
+  /** The issue's target (#10): rxcomm's bulk 16 MiB at least this share of the pipe. */
+  target: number;
+  pass?: boolean;
+}
+
+/** Issue #10: rxcomm's bulk 16 MiB over tcp ≥ 0.7 × the byte pipe measured in the same run. */
+export const BYTE_PIPE_TARGET = 0.7;
+const BULK_KEYS = ['bulk_16MiB_MiBps', 'bulk_1MiB_MiBps'] as const;
+
+function reportBytePipe(runs: ClientRun[], pipeRuns: BytePipeRun[], medians: Medians): { report: BytePipeReport; lines: string[] } {
+  const MiBps: BytePipeReport['MiBps'] = {};
+  for (const mode of ['onread', 'fresh', 'data'] as const) {
+    const values = pipeRuns.filter((run) => run.mode === mode).map((run) => run.MiBps);
+    if (values.length > 0) MiBps[mode] = median(values);
+  }
+  const pipe = MiBps.onread;
+  const overPipe: BytePipeReport['overPipe'] = {};
+  for (const impl of IMPLS) {
+    for (const key of BULK_KEYS) {
+      const value = ratio(medians[impl]?.[key], pipe);
+      if (value !== undefined) (overPipe[impl] ??= {})[key] = value;
+    }
+  }
+  const paired: number[] = [];
+  for (const run of pipeRuns.filter((r) => r.mode === 'onread')) {
+    const rx = runs.find((r) => r.impl === 'rxcomm' && r.rep === run.rep && r.ok)?.result?.bulk_16MiB_MiBps as number | undefined;
+    const value = ratio(rx, run.MiBps);
+    if (value !== undefined) paired.push(Math.round(value * 100) / 100);
+  }
+  const rx16 = overPipe.rxcomm?.bulk_16MiB_MiBps;
+  const report: BytePipeReport = { MiBps, overPipe, pairedRxcomm16MiB: paired, target: BYTE_PIPE_TARGET, pass: rx16 === undefined ? undefined : rx16 >= BYTE_PIPE_TARGET };
+  const mib = (x: number | undefined) => (x === undefined ? 'n/a' : `${Math.round(x).toLocaleString('en-US')} MiB/s`);
+  const r = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
+  const row = (key: (typeof BULK_KEYS)[number]) => IMPLS.map((impl) => `${implName(impl, 'tcp')} ${r(overPipe[impl]?.[key])}`).join(', ');
+  const verdict = report.pass === undefined ? 'n/a' : report.pass ? 'pass' : 'FAIL';
+  const lines = [
+    `byte pipe (no framing, bytes only counted, 16 MiB blocks; median of ${pipeRuns.filter((x) => x.mode === 'onread').length}): ` +
+      `${mib(MiBps.onread)} read into one reused buffer (onread), ${mib(MiBps.fresh)} into a new buffer per block (fresh), ${mib(MiBps.data)} with Node's 'data' chunks`,
+    `bulk / byte pipe (onread): 16 MiB ${row('bulk_16MiB_MiBps')} (target rxcomm ≥${BYTE_PIPE_TARGET}×: ${verdict}); 1 MiB ${row('bulk_1MiB_MiBps')}`,
+  ];
+  if (paired.length > 1) lines.push(`rxcomm 16 MiB / byte pipe within each rep (min–max): ${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}`);
+  return { report, lines };
 }
 
 /** The table of one transport from all its client runs (failed ones are left out of the medians). */
-export function reportTransport(transport: Transport, runs: ClientRun[], reps: number): TransportReport {
+export function reportTransport(transport: Transport, runs: ClientRun[], reps: number, pipeRuns: BytePipeRun[] = []): TransportReport {
   const medians: Medians = {};
   const counts = { rxcomm: 0, bare: 0, dask: 0 };
   for (const impl of IMPLS) {
@@ -209,7 +273,10 @@ export function reportTransport(transport: Transport, runs: ClientRun[], reps: n
       `round trips/s ${spread('roundtrip_per_s')}, pipelined ${spread('pipelined_per_s')}, ` +
       `16 MiB ${spread('bulk_16MiB_MiBps')}, 1 MiB ${spread('bulk_1MiB_MiBps')}`;
   }
-  return { table, medians, checks, pairedRxcommOverBare: paired };
+  if (pipeRuns.length === 0) return { table, medians, checks, pairedRxcommOverBare: paired };
+  const bytePipe = reportBytePipe(runs, pipeRuns, medians);
+  table += '\n' + bytePipe.lines.join('\n');
+  return { table, medians, checks, pairedRxcommOverBare: paired, bytePipe: bytePipe.report };
 }
 
 // ---------------------------------------------------------------------------------------

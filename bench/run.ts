@@ -33,7 +33,7 @@ import * as path from 'node:path';
 import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
 import { Child, killAll, log, SteppedClient } from './children';
-import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
+import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type BytePipeMode, type BytePipeRun, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
 import { runConnections, type ConnRunConfig } from './connections';
 import { runRpc } from './rpc';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
@@ -234,6 +234,36 @@ async function runDaskClient(rep: number, transport: Transport, address: string,
 }
 
 // ---------------------------------------------------------------------------------------
+// the byte pipe (sides/byte_pipe.ts): the tcp bulk rows' ceiling, measured in the same run
+// ---------------------------------------------------------------------------------------
+
+const BYTE_PIPE = path.join(__dirname, 'sides', 'byte_pipe.js');
+const BYTE_PIPE_MODES: readonly BytePipeMode[] = ['onread', 'fresh', 'data'];
+
+async function startBytePipe(): Promise<{ child: Child; address: string } | { error: string }> {
+  const child = new Child(process.execPath, [BYTE_PIPE, 'server', '--lifetime', '600'], ROOT);
+  const line = await child.next(SERVER_READY_MS);
+  if (line?.ready === true && typeof line.address === 'string') return { child, address: line.address };
+  await child.stop();
+  return { error: `byte pipe server did not start: ${child.failure()}` };
+}
+
+/** One pass of each mode (a warm-up pass first, in the same process), 16 MiB blocks. */
+async function runBytePipe(rep: number, address: string, quick: boolean): Promise<BytePipeRun[]> {
+  const runs: BytePipeRun[] = [];
+  for (const mode of BYTE_PIPE_MODES) {
+    const child = new Child(process.execPath, [BYTE_PIPE, 'client', address, '--mode', mode, '--total-mib', quick ? '256' : '1024', '--block-mib', '16'], ROOT);
+    const line = await child.next(30_000);
+    await child.stop();
+    if (line?.ok === true && typeof line.byte_pipe_MiBps === 'number') {
+      runs.push({ rep, mode, MiBps: line.byte_pipe_MiBps });
+      log(`tcp rep ${rep + 1} byte pipe (${mode}): ${Math.round(line.byte_pipe_MiBps)} MiB/s`);
+    } else console.log(`byte pipe (${mode}) failed (rep ${rep + 1}): ${(line?.error as string | undefined) ?? child.failure()}`);
+  }
+  return runs;
+}
+
+// ---------------------------------------------------------------------------------------
 // environment
 // ---------------------------------------------------------------------------------------
 
@@ -308,7 +338,7 @@ interface Row {
   budget: number;
 }
 
-async function runTransport({ transport, impls, tls, args, deadline, budget }: Row): Promise<{ runs: ClientRun[]; serverErrors: Record<string, string> }> {
+async function runTransport({ transport, impls, tls, args, deadline, budget }: Row): Promise<{ runs: ClientRun[]; pipeRuns: BytePipeRun[]; serverErrors: Record<string, string> }> {
   log(`${transport}: starting servers (${impls.join(', ')})`);
   const servers = new Map<Impl, { child: Child; address: string }>();
   const serverErrors: Record<string, string> = {};
@@ -317,6 +347,11 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
     if (outcome.status === 'fulfilled') servers.set(impls[i], outcome.value);
     else console.log((serverErrors[impls[i]] = (outcome.reason as Error).message));
   });
+  // tcp only: the byte pipe, run in each rep right after the Node pair's bulk phases.
+  const pipeRuns: BytePipeRun[] = [];
+  const pipe = transport === 'tcp' ? await startBytePipe() : undefined;
+  if (pipe && 'error' in pipe) console.log((serverErrors.bytePipe = pipe.error));
+  const pipeServer = pipe && 'child' in pipe ? pipe : undefined;
 
   const runs: ClientRun[] = [];
   const longest: Partial<Record<Impl, number>> = {};
@@ -369,13 +404,15 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
         const base = { impl, rep, seconds: seconds.get(impl)! };
         record(error === undefined ? { ...base, ok: true, result: summarize([reps.get(impl)!]) } : { ...base, ok: false, error });
       }
+      if (pipeServer) pipeRuns.push(...(await runBytePipe(rep, pipeServer.address, args.quick)));
       if (rep % 2 === 0) await runDask(rep);
     }
   } finally {
     await Promise.all([...stepped.values()].map((client) => client.stop()));
     await Promise.all([...servers.values()].map((server) => server.child.stop()));
+    await pipeServer?.child.stop();
   }
-  return { runs, serverErrors };
+  return { runs, pipeRuns, serverErrors };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,11 +518,11 @@ async function main(): Promise<void> {
       // Leave time for the transports still to come.
       const later = args.transports.slice(index + 1).reduce((sum, t) => sum + reserve(t), rpcReserve);
       const deadline = startedAt + budget - later;
-      const { runs, serverErrors } = await runTransport({ transport, impls, tls, args, deadline, budget });
-      const { table, ...figures } = reportTransport(transport, runs, args.reps);
+      const { runs, pipeRuns, serverErrors } = await runTransport({ transport, impls, tls, args, deadline, budget });
+      const { table, ...figures } = reportTransport(transport, runs, args.reps, pipeRuns);
       tables.push(table);
       console.log('\n' + table + '\n');
-      transports[transport] = { ...figures, serverErrors, runs };
+      transports[transport] = { ...figures, serverErrors, runs, ...(pipeRuns.length > 0 ? { bytePipeRuns: pipeRuns } : {}) };
     }
     if (args.rpc) {
       const used = Date.now() - startedAt;

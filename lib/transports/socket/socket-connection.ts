@@ -7,6 +7,7 @@ import type * as net from 'node:net';
 import type { Connection, ConnectionSink, PeerProbe } from '../../comm/connection';
 import { CommClosedError, DeadPeerError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
 import { FrameParser, FrameWriter, HANDSHAKE_LIMIT, messageSize, type MessageCodec } from '../../protocol';
+import type { DirectReader } from './direct-reader';
 import { keepAliveIdle } from './keepalive';
 
 /** A heartbeat: a message of no frames. */
@@ -27,6 +28,8 @@ export interface SocketConnectionInit {
   deadPeerTimeout: number;
   /** How socket errors become comm errors (tls makes certificate failures fatal). */
   wrapError?: (err: unknown, message: string) => CommClosedError;
+  /** The socket reads through `onread` into this (tcp): no 'data' events. */
+  reader?: DirectReader;
 }
 
 /** A promise plus its settle functions: the writers waiting for the socket to drain. */
@@ -55,6 +58,7 @@ export class SocketConnection implements Connection {
 
   private readonly socket: net.Socket;
   private readonly rawSocket: net.Socket;
+  private readonly reader: DirectReader | undefined;
   private readonly codec: MessageCodec;
   private readonly maxMessageSize: number;
   private readonly writeHighWaterMark: number;
@@ -70,6 +74,7 @@ export class SocketConnection implements Connection {
   constructor(init: SocketConnectionInit) {
     this.socket = init.socket;
     this.rawSocket = init.rawSocket;
+    this.reader = init.reader;
     this.localAddress = init.localAddress;
     this.peerAddress = init.peerAddress;
     this.extraInfo = init.extraInfo ?? {};
@@ -130,18 +135,43 @@ export class SocketConnection implements Connection {
         // else: a heartbeat, whose arrival is all it says
       },
     });
-    this.socket.on('data', (chunk: Buffer) => {
-      this.bytesReceived += chunk.length;
-      try {
-        parser.push(chunk);
-      } catch (err) {
-        const error =
-          err instanceof CommClosedError
-            ? err
-            : new ProtocolError(`undecodable message from ${this.peerAddress}: ${(err as Error).message}`, { cause: err });
-        this.protocolFailure(error);
-      }
-    });
+    const undecodable = (err: unknown) => {
+      const error =
+        err instanceof CommClosedError ? err : new ProtocolError(`undecodable message from ${this.peerAddress}: ${(err as Error).message}`, { cause: err });
+      this.protocolFailure(error);
+    };
+    const reader = this.reader;
+    if (reader) {
+      // Large frames are read in place: from the scratch buffer only what precedes them.
+      reader.attach({
+        window: (minimum) => parser.receiveWindow(minimum),
+        received: (n) => {
+          this.bytesReceived += n;
+          try {
+            parser.received(n);
+          } catch (err) {
+            undecodable(err);
+          }
+        },
+        push: (chunk) => {
+          this.bytesReceived += chunk.length;
+          try {
+            parser.push(chunk);
+          } catch (err) {
+            undecodable(err);
+          }
+        },
+      });
+    } else {
+      this.socket.on('data', (chunk: Buffer) => {
+        this.bytesReceived += chunk.length;
+        try {
+          parser.push(chunk);
+        } catch (err) {
+          undecodable(err);
+        }
+      });
+    }
     this.socket.on('end', () => {
       if (parser.midMessage) {
         this.protocolFailure(new ProtocolError(`connection to ${this.peerAddress} closed in the middle of a message`));

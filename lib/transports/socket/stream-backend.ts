@@ -11,6 +11,7 @@ import { sharedDaskCodec, type MessageCodec } from '../../protocol';
 import type { Connection } from '../../comm/connection';
 import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
 import { bindServer } from './bind';
+import type { DirectReader } from './direct-reader';
 import { hostPortLookups, socketAddress } from './host';
 import { SocketConnection } from './socket-connection';
 
@@ -21,6 +22,8 @@ export interface ReadySocket {
   extraInfo?: Record<string, unknown>;
   /** How later socket errors become comm errors. */
   wrapError?: (err: unknown, message: string) => CommClosedError;
+  /** Set when the socket reads through `onread` (tcp): bytes come from it, not 'data'. */
+  reader?: DirectReader;
 }
 
 export interface StreamTransport {
