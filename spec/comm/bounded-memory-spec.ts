@@ -6,7 +6,6 @@
  */
 import * as net from 'node:net';
 import { filter, firstValueFrom, interval, map, range, Subject, take, toArray } from 'rxjs';
-import { pack } from 'msgpackr';
 import {
   batched,
   BufferOverflowError,
@@ -20,20 +19,11 @@ import {
 } from 'rxcomm';
 import { golden } from '../fixtures/golden';
 import { connectPair, transports, type Connected } from '../helpers/transports';
+import { daskFramed } from '../helpers/bytes';
 
 const MiB = 1024 * 1024;
 /** What a real Dask 2022.12.1 client sends first: its handshake. */
 const daskHandshake = golden('dask-2022.12.1-client-to-scheduler.bin').subarray(0, 69);
-
-/** One Dask-framed message of one msgpack frame: T, N = 1, the length, the frame. */
-function framed(message: unknown): Buffer {
-  const frame = pack(message);
-  const header = Buffer.alloc(24);
-  header.writeBigUInt64LE(BigInt(16 + frame.length), 0);
-  header.writeBigUInt64LE(1n, 8);
-  header.writeBigUInt64LE(BigInt(frame.length), 16);
-  return Buffer.concat([header, frame]);
-}
 
 /** Heap and off-heap bytes (Buffers) this process holds. */
 function used(): number {
@@ -91,7 +81,7 @@ describe('an echo server against a peer that never reads', () => {
     let peak = baseline;
     const sampling = setInterval(() => (peak = Math.max(peak, used())), 20);
     // 512 MiB of 64 KiB messages: without a bound the server would hold most of it.
-    const peer = neverReadingPeer(port, framed({ op: 'echo', data: Buffer.alloc(64 * 1024, 7) }), 512 * MiB, 1000);
+    const peer = neverReadingPeer(port, daskFramed({ op: 'echo', data: Buffer.alloc(64 * 1024, 7) }), 512 * MiB, 1000);
     const sent = await peer.sent;
     clearInterval(sampling);
     peak = Math.max(peak, used());

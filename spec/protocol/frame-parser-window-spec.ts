@@ -1,5 +1,6 @@
 import { MessageTooLargeError, ProtocolError } from '../../lib/errors';
 import { FrameParser } from '../../lib/protocol';
+import { pattern } from '../helpers/bytes';
 
 function u64(value: number): Buffer {
   const bytes = Buffer.alloc(8);
@@ -10,19 +11,6 @@ function u64(value: number): Buffer {
 function framed(frames: Uint8Array[]): Buffer {
   const total = 8 * (1 + frames.length) + frames.reduce((sum, frame) => sum + frame.length, 0);
   return Buffer.concat([u64(total), u64(frames.length), ...frames.map((f) => u64(f.length)), ...frames]);
-}
-
-/** `n` bytes that differ from any shifted copy of themselves (a misplaced byte shows). */
-function pattern(n: number, seed: number): Buffer {
-  const bytes = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
 }
 
 /** Frame by frame with Buffer.equals: jest's toEqual walks large buffers byte by byte, slowly. */

@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import { connect, DeadPeerError, listen, type Comm } from 'rxcomm';
 import { golden } from '../fixtures/golden';
 import { connectPair, transports, type Connected } from '../helpers/transports';
+import { daskFramed } from '../helpers/bytes';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,16 +21,6 @@ function ending(comm: Comm): Promise<Error | 'completed'> {
     () => 'completed' as const,
     (error: Error) => error,
   );
-}
-
-/** One Dask-framed message of one msgpack frame. */
-function framed(message: unknown): Buffer {
-  const frame = pack(message);
-  const header = Buffer.alloc(24);
-  header.writeBigUInt64LE(BigInt(16 + frame.length), 0);
-  header.writeBigUInt64LE(1n, 8);
-  header.writeBigUInt64LE(BigInt(frame.length), 16);
-  return Buffer.concat([header, frame]);
 }
 
 /** A heartbeat on the wire: T = 8, N = 0. */
@@ -50,7 +41,7 @@ async function silentPeer(handshake: Record<string, unknown>) {
       if (handshaken) received.push(chunk);
       else {
         handshaken = true; // the client's handshake arrives in one chunk on loopback
-        socket.write(framed(handshake));
+        socket.write(daskFramed(handshake));
       }
     });
   });
@@ -159,7 +150,7 @@ describe('dead-peer detection against peers that stop answering', () => {
     // A raw client: rxcomm's handshake with heartbeats, then nothing (and it reads nothing).
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.on('error', () => undefined);
-    socket.write(framed(RXCOMM_HANDSHAKE));
+    socket.write(daskFramed(RXCOMM_HANDSHAKE));
     while (comms.length === 0) await sleep(10);
     const end = await comms[0];
     expect(end).toBeInstanceOf(DeadPeerError);

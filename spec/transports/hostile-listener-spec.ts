@@ -21,6 +21,7 @@ import { golden } from '../fixtures/golden';
 import { testCertificates } from '../helpers/certs';
 import { activeResources, resourcesAbove, warningLines, watchWarnings } from '../helpers/process-watch';
 import { transports, type TransportCase } from '../helpers/transports';
+import { pool } from '../helpers/pool';
 
 const ATTACKS = 2000;
 const CONCURRENCY = 100;
@@ -157,20 +158,6 @@ const attacksFor: Record<string, () => Attack[]> = {
   ],
   ws: () => [...plain(anyTransport), ...plain(wsFraming)],
 };
-
-/** Runs `tasks` with at most `concurrency` of them in flight. */
-async function pool<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const at = next++;
-      results[at] = await tasks[at]();
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return results;
-}
 
 /** Echo round trips on one comm until `done()`; resolves with how many there were. */
 async function echoUntil(comm: Comm, done: () => boolean): Promise<number> {

@@ -12,6 +12,7 @@ import { firstValueFrom, take, toArray } from 'rxjs';
 import { connect, listen, type Comm } from 'rxcomm';
 import { activeResources, resourcesAbove, warningLines, watchWarnings } from '../helpers/process-watch';
 import { collect, transports, type TransportCase } from '../helpers/transports';
+import { pool } from '../helpers/pool';
 
 const CLIENTS = 1000;
 const ROUND_TRIPS = 200;
@@ -19,20 +20,6 @@ const ROUND_TRIPS = 200;
 const WINDOW = 10;
 /** Connects in flight at once: a thousand at once would overflow the listen backlog. */
 const CONNECTING = 100;
-
-/** Runs `tasks` with at most `concurrency` of them in flight. */
-async function pool<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const at = next++;
-      results[at] = await tasks[at]();
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return results;
-}
 
 interface Echo {
   client: number;

@@ -3,25 +3,13 @@ import { firstValueFrom, take, toArray } from 'rxjs';
 import { connect, listen, type Comm } from 'rxcomm';
 import { FrameParser, frameMessage, sharedDaskCodec } from '../../lib/protocol';
 import { golden } from '../fixtures/golden';
+import { pattern } from '../helpers/bytes';
 
 /** Dask's handshakes, as a real Dask 2022.12.1 client and scheduler sent them (69 bytes each). */
 const DASK_CLIENT_HANDSHAKE = golden('dask-2022.12.1-client-to-scheduler.bin').subarray(0, 69);
 const DASK_SERVER_HANDSHAKE = golden('dask-2022.12.1-scheduler-to-client.bin').subarray(0, 69);
 
 const MiB = 1024 * 1024;
-
-/** `n` bytes that differ from any shifted copy of themselves, so a misplaced byte shows. */
-function pattern(n: number, seed: number): Buffer {
-  const bytes = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
 
 /** Large and small, back to back: several MiB, a byte, exactly 64 KiB, just over, odd sizes. */
 const SIZES = [5 * MiB + 1, 17, 3 * MiB + 4093, 1, 0, 64 * 1024, 64 * 1024 + 1, 8 * MiB - 3, 100, 2 * MiB + 7, 3, 5];
