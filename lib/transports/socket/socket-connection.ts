@@ -140,6 +140,14 @@ export class SocketConnection implements Connection {
         err instanceof CommClosedError ? err : new ProtocolError(`undecodable message from ${this.peerAddress}: ${(err as Error).message}`, { cause: err });
       this.protocolFailure(error);
     };
+    const push = (chunk: Uint8Array) => {
+      this.bytesReceived += chunk.length;
+      try {
+        parser.push(chunk);
+      } catch (err) {
+        undecodable(err);
+      }
+    };
     const reader = this.reader;
     if (reader) {
       // Large frames are read in place: from the scratch buffer only what precedes them.
@@ -153,24 +161,10 @@ export class SocketConnection implements Connection {
             undecodable(err);
           }
         },
-        push: (chunk) => {
-          this.bytesReceived += chunk.length;
-          try {
-            parser.push(chunk);
-          } catch (err) {
-            undecodable(err);
-          }
-        },
+        push,
       });
     } else {
-      this.socket.on('data', (chunk: Buffer) => {
-        this.bytesReceived += chunk.length;
-        try {
-          parser.push(chunk);
-        } catch (err) {
-          undecodable(err);
-        }
-      });
+      this.socket.on('data', push);
     }
     this.socket.on('end', () => {
       if (parser.midMessage) {
