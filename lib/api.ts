@@ -35,8 +35,18 @@ export {
   WriteBufferOverflowError,
 } from './errors';
 export { listen, Listener, type BoundAddresses, type CommHandler } from './listen/listener';
-export type { CommConfig, ConnectConfig, ListenConfig, TransportConfig } from './options';
-export { daskCodec, Pickled, Serialized, type DaskCodecConfig, type FramePieces, type MessageCodec } from './protocol';
+export type { CommConfig, CompressionOption, ConnectConfig, ListenConfig, TransportConfig } from './options';
+export {
+  daskCodec,
+  Pickled,
+  Serialize,
+  Serialized,
+  toSerialize,
+  type CodecContext,
+  type DaskCodecConfig,
+  type FramePieces,
+  type MessageCodec,
+} from './protocol';
 export {
   getBackend,
   registerBackend,

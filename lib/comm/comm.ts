@@ -33,6 +33,8 @@ export interface CommSettings {
   closeTimeout: number;
   /** 0: no dead-peer watch. */
   deadPeerTimeout: number;
+  /** What the handshake advertises (`'auto'` already resolved): a label, or null for none. */
+  compression: string | null;
   /** Where the dead-peer watch keeps time. @default asyncScheduler */
   scheduler?: SchedulerLike;
 }
@@ -161,6 +163,7 @@ export class Comm implements Observer<unknown> {
     this.remoteHandshake = remote;
     this.localInfoValue = this.remoteInfoValue = undefined;
     this.handshakeOptions = options;
+    this.connection.useCompression?.(options.compression);
   }
 
   /** This end's address, e.g. `tcp://127.0.0.1:50000`. */
@@ -394,6 +397,11 @@ export class Comm implements Observer<unknown> {
   }
 
   // ---- dead-peer detection ----
+
+  /** The compression this side advertises in its handshake (null: none). @internal */
+  get compression(): string | null {
+    return this.settings.compression;
+  }
 
   /** This side's `deadPeerTimeout` (0: off), which the handshake advertises. @internal */
   get deadPeerTimeout(): number {

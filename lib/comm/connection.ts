@@ -50,6 +50,13 @@ export interface Connection {
    */
   peerProbe?(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined;
 
+  /**
+   * Called once, after the handshake, with the compression it negotiated (`null`: none).
+   * Transports that encode messages compress what this side writes with it (Dask
+   * compresses only out-of-band payload frames); what arrives is decompressed by its
+   * own labels whatever this says. Absent where nothing is encoded (inproc).
+   */
+  useCompression?(compression: string | null): void;
   /** Stop reading from the wire (the reader above is keeping too many messages). */
   pause(): void;
   /** Resume reading. */

@@ -8,9 +8,10 @@ import { FatalCommClosedError, HandshakeError, toCommClosedError } from '../erro
 import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
 
 /**
- * What rxcomm advertises. It never compresses nor pickles, so `compression` is null
- * (a Dask peer then never sends it compressed data). Dask requires `pickle-protocol`
- * and never reads `python`; we send the value Debian bookworm's Dask sends.
+ * What rxcomm advertises by default: no compression (the `compression` option changes
+ * it per comm; a scheduler may still forward compressed payloads, which are read by
+ * their labels). rxcomm never pickles. Dask requires `pickle-protocol` and never reads
+ * `python`; we send the value Debian bookworm's Dask sends.
  */
 export const LOCAL_HANDSHAKE: Readonly<HandshakeInfo> = Object.freeze({
   compression: null,
@@ -73,18 +74,19 @@ export function negotiate(local: HandshakeInfo, remote: unknown): HandshakeOptio
   };
 }
 
-/** The last map built from `LOCAL_HANDSHAKE`, kept while comms keep the same deadPeerTimeout. */
-let sharedLocal: { deadPeerTimeout: number; info: HandshakeInfo } | undefined;
+/** The last map built from `LOCAL_HANDSHAKE`, kept while comms keep the same settings. */
+let sharedLocal: { deadPeerTimeout: number; compression: string | null; info: HandshakeInfo } | undefined;
 
 /**
- * The map this side sends: `base` plus its heartbeat key. Built from the frozen
- * `LOCAL_HANDSHAKE` it is frozen too and shared by every comm with the same
- * deadPeerTimeout (each comm keeps its map for `localInfo`: one object, not one per comm).
+ * The map this side sends: `base` with the comm's compression and its heartbeat key.
+ * Built from the frozen `LOCAL_HANDSHAKE` it is frozen too and shared by every comm with
+ * the same settings (each comm keeps its map for `localInfo`: one object, not one per comm).
  */
-function localHandshake(base: HandshakeInfo, deadPeerTimeout: number): HandshakeInfo {
-  if (base !== LOCAL_HANDSHAKE) return { ...base, [HEARTBEAT_KEY]: deadPeerTimeout };
-  if (sharedLocal?.deadPeerTimeout !== deadPeerTimeout) {
-    sharedLocal = { deadPeerTimeout, info: Object.freeze({ ...base, [HEARTBEAT_KEY]: deadPeerTimeout }) };
+function localHandshake(base: HandshakeInfo, deadPeerTimeout: number, compression: string | null): HandshakeInfo {
+  if (base !== LOCAL_HANDSHAKE) return { ...base, compression, [HEARTBEAT_KEY]: deadPeerTimeout };
+  if (sharedLocal?.deadPeerTimeout !== deadPeerTimeout || sharedLocal.compression !== compression) {
+    const info = Object.freeze({ ...base, compression, [HEARTBEAT_KEY]: deadPeerTimeout });
+    sharedLocal = { deadPeerTimeout, compression, info };
   }
   return sharedLocal.info;
 }
@@ -96,7 +98,7 @@ function localHandshake(base: HandshakeInfo, deadPeerTimeout: number): Handshake
  */
 export function handshake(comm: Comm, base: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
   return new Observable<Comm>((subscriber) => {
-    const local = localHandshake(base, comm.deadPeerTimeout);
+    const local = localHandshake(base, comm.deadPeerTimeout, comm.compression);
     let done = false;
     const fail = (err: unknown) => {
       if (done) return;

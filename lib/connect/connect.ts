@@ -11,12 +11,12 @@
  * `defer` and `timeout`): a connect is cheap, and its behaviour in virtual time is the
  * same frame by frame (marbles/connect-marble-spec.ts).
  */
-import { defer, type MonoTypeOperatorFunction, Observable, retry, type SchedulerLike, type Subscription, throwError, timer } from 'rxjs';
+import { concatMap, defer, from, type MonoTypeOperatorFunction, Observable, retry, type SchedulerLike, type Subscription, throwError, timer } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { handshake } from '../comm/handshake';
 import { AbortError, CommClosedError, ConnectTimeoutError, FatalCommClosedError, ProtocolError } from '../errors';
-import { checkEncryption, resolveConnectConfig, type ConnectConfig, type ConnectSettings } from '../options';
+import { checkEncryption, compressorReady, resolveConnectConfig, type ConnectConfig, type ConnectSettings } from '../options';
 import { getBackend, type Backend } from '../registry';
 import { reportStatus } from '../status';
 
@@ -107,7 +107,10 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
         complete: () => subscriber.complete(),
       });
   });
-  return connect$.pipe(abortedBy(settings.signal));
+  // zstd's encoder is WebAssembly, loaded once before the first connect that names it.
+  const ready = compressorReady(settings.comm);
+  const started$ = ready === undefined ? connect$ : from(ready).pipe(concatMap(() => connect$));
+  return started$.pipe(abortedBy(settings.signal));
 }
 
 /**

@@ -10,10 +10,12 @@
  */
 import {
   BehaviorSubject,
+  concatMap,
   defer,
   EMPTY,
   filter,
   firstValueFrom,
+  from,
   map,
   mergeMap,
   Observable,
@@ -26,7 +28,7 @@ import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { handshake, refuse } from '../comm/handshake';
 import { CommClosedError, ConfigError, FatalCommClosedError, HandshakeError } from '../errors';
-import { checkEncryption, resolveListenConfig, type ListenConfig, type ListenSettings } from '../options';
+import { checkEncryption, compressorReady, resolveListenConfig, type ListenConfig, type ListenSettings } from '../options';
 import { getBackend, type ListenEvent } from '../registry';
 import { reportStatus, status$, type CommStatus } from '../status';
 
@@ -148,7 +150,10 @@ export class Listener extends Observable<Comm> {
     const [scheme, location] = parseAddress(this.address);
     const backend = getBackend(scheme);
     checkEncryption(backend, this.address, this.settings.backend.security);
-    return backend.listen(location, this.settings.backend);
+    const bind$ = backend.listen(location, this.settings.backend);
+    // zstd's encoder is WebAssembly: loaded before binding, so every comm can compress.
+    const ready = compressorReady(this.settings.comm);
+    return ready === undefined ? bind$ : from(ready).pipe(concatMap(() => bind$));
   }).pipe(
     tap({
       error: (error: unknown) => this.state$.next({ phase: 'failed', error }),

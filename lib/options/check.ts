@@ -4,6 +4,7 @@
  * what they got.
  */
 import { ConfigError } from '../errors';
+import { canCompress, isCompressionName } from '../protocol/compression';
 
 /** Throws a `ConfigError` if `value` (never undefined) is not acceptable for `name`. */
 export type Check = (name: string, value: unknown) => void;
@@ -35,6 +36,15 @@ export function describeValue(value: unknown): string {
 function fail(name: string, expected: string, value: unknown): never {
   throw new ConfigError(`${name} must be ${expected}, got ${describeValue(value)}`);
 }
+
+/** The `compression` option: a format this platform can write, `'auto'`, or null. */
+export const compression: Check = (name, value) => {
+  if (value === null || value === 'auto') return;
+  if (!isCompressionName(value)) fail(name, `one of 'lz4', 'zstd', 'snappy', 'zlib', 'auto' or null`, value);
+  if (!canCompress(value)) {
+    throw new ConfigError(`${name} '${value}' cannot compress on this platform (it reads ${value} payloads, but has no ${value} encoder)`);
+  }
+};
 
 /** Largest delay a timer can take: Node fires longer ones at once. */
 const MAX_DELAY_MS = 2 ** 31 - 1;

@@ -1,5 +1,23 @@
+/**
+ * A value of the `compression` option: a format, `'auto'` (Dask's: the best available,
+ * which is lz4 here), or `null` for none.
+ */
+export type CompressionOption = 'lz4' | 'zstd' | 'snappy' | 'zlib' | 'auto' | null;
+
 /** Options of a Comm, accepted by `connect()` and `listen()`. */
 export interface CommConfig {
+  /**
+   * The compression this side advertises in the handshake (Dask's
+   * `distributed.comm.compression`). When both sides advertise the same one, this side
+   * compresses the out-of-band payloads it writes (`toSerialize` values) with it, under
+   * Dask's rule: frames of 10,000 bytes to 2 GiB, kept compressed only if they shrink to
+   * 70 % or less, judged on a sample first. Frame 0 is never compressed. Whatever this
+   * says, payloads that arrive compressed (lz4, zstd, snappy, zlib) are decompressed by
+   * their labels. `'zstd'` compresses only on Node (a WebAssembly encoder, loaded before
+   * the first connect or listen that names it); a browser reads zstd but cannot choose it.
+   * @default null
+   */
+  compression?: CompressionOption;
   /**
    * How many received messages a comm keeps while nobody reads (no `read$` subscriber, no
    * pending `read()`) before it stops reading from the transport, so that a slow reader
@@ -47,6 +65,7 @@ export interface CommConfig {
 }
 
 export const COMM_DEFAULTS = {
+  compression: null,
   readHighWaterMark: 1024,
   readHighWaterMarkBytes: 64 * 1024 * 1024,
   writeBufferLimit: 64 * 1024 * 1024,

@@ -2,13 +2,14 @@
  * The one options model of connect and listen: the public config types, their defaults,
  * their checks and resolution, and the encryption rule. Neutral ground that both use.
  */
-export { COMM_DEFAULTS, type CommConfig } from './comm';
+export { COMM_DEFAULTS, type CommConfig, type CompressionOption } from './comm';
 export type { ConnectConfig, ListenConfig, TransportConfig } from './config';
 export { checkEncryption } from './encryption';
 export {
   CONNECT_DEFAULTS,
   LISTEN_DEFAULTS,
   resolveCommSettings,
+  compressorReady,
   resolveConnectConfig,
   resolveListenConfig,
   TRANSPORT_DEFAULTS,

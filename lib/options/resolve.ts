@@ -9,6 +9,7 @@ import type { SecurityConfig } from '../registry/security';
 import {
   boolean,
   type Check,
+  compression,
   checkOptions,
   duration,
   durationOrOff,
@@ -20,6 +21,7 @@ import {
   string,
   withMethods,
 } from './check';
+import { type CompressionName, prepareCompressor, resolveAutoCompression } from '../protocol/compression';
 import { COMM_DEFAULTS, type CommConfig } from './comm';
 import type { ConnectConfig, ListenConfig, TransportConfig } from './config';
 
@@ -47,6 +49,7 @@ const SECURITY_CHECKS = {
 } satisfies Record<keyof SecurityConfig, Check>;
 
 const COMM_CHECKS = {
+  compression,
   readHighWaterMark: positiveNumber,
   readHighWaterMarkBytes: positiveNumber,
   writeBufferLimit: positiveNumber,
@@ -100,8 +103,18 @@ export function resolveCommSettings(config: CommConfig = {}, scheduler?: Schedul
     writeBufferLimit: config.writeBufferLimit ?? COMM_DEFAULTS.writeBufferLimit,
     closeTimeout: config.closeTimeout ?? COMM_DEFAULTS.closeTimeout,
     deadPeerTimeout: config.deadPeerTimeout ?? COMM_DEFAULTS.deadPeerTimeout,
+    compression: config.compression === 'auto' ? resolveAutoCompression() : (config.compression ?? COMM_DEFAULTS.compression),
     scheduler,
   };
+}
+
+/**
+ * Resolves once the comm's compressor is loaded (zstd's is WebAssembly): connect and
+ * listen wait for it before their first handshake, so that every payload they write
+ * can be compressed. `undefined` when nothing needs loading.
+ */
+export function compressorReady(settings: CommSettings): Promise<void> | undefined {
+  return settings.compression === null ? undefined : prepareCompressor(settings.compression as CompressionName);
 }
 
 function resolveBackendOptions(config: TransportConfig): BackendOptions {

@@ -12,6 +12,7 @@ import { setStatusOutput } from '../status';
 import type { inprocBackendFor } from '../transports/inproc';
 import { firstExternalIpv4 } from '../transports/socket/local-ip';
 import { discoverBackend } from './discover';
+import './node-compression';
 
 /* Lazy requires: loading a transport is the registry's first use of its scheme. */
 defineBuiltinBackend('inproc', () =>

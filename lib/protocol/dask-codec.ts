@@ -9,23 +9,29 @@
  */
 import { ProtocolError } from '../errors';
 import { concatBytes } from './bytes';
-import type { FramePieces, MessageCodec } from './codec';
+import type { CodecContext, FramePieces, MessageCodec } from './codec';
+import { decompressFrame, isCompressionName, maybeCompress } from './compression';
 import { MsgpackEncoder, type ObjectHook, decodeDaskDefaults, packMessage, unpackMessage } from './msgpack';
-import { Pickled, Serialized } from './serialized';
+import { Pickled, Serialize, Serialized } from './serialized';
 
 export interface DaskCodecConfig {
   /**
-   * Decode what can be decoded without Python: `__Serialized__` payloads of Dask's
-   * `msgpack` serializer, uncompressed, become their values. Everything else (pickle,
-   * dask, error, compressed payloads) stays an opaque `Serialized`, and `__Pickled__`
-   * always stays an opaque `Pickled`. With `false`, every payload stays opaque, as with
-   * Dask's `deserialize=False`.
+   * Decode what can be decoded without Python: compressed payload frames are
+   * decompressed as their labels say, and `__Serialized__` payloads of Dask's `msgpack`
+   * serializer become their values. Everything else (pickle, dask, error) stays a
+   * `Serialized` of decompressed frames, and `__Pickled__` always stays a `Pickled`.
+   * With `false`, every payload stays opaque and as it came, still compressed, as with
+   * Dask's `deserialize=False`, so that forwarding it is byte-identical.
    */
   deserialize: boolean;
 }
 
 const NUM_SUB_FRAMES = 'num-sub-frames';
 const NO_FRAMES: Uint8Array[] = [];
+/** Without a context: what one message may decompress to, `maxMessageSize`'s default. */
+const DEFAULT_DECOMPRESS_LIMIT = 1024 * 1024 * 1024;
+/** `toSerialize` payloads: Dask's `msgpack` serializer, one frame. */
+const SERIALIZE_HEADER = { serializer: 'msgpack', 'split-num-sub-frames': [1], 'split-offsets': [0] } as const;
 
 /**
  * ## Example
@@ -56,40 +62,44 @@ export function sharedDaskCodec(deserialize: boolean): DaskCodec {
 export class DaskCodec implements MessageCodec {
   private readonly deserialize: boolean;
   private readonly encoder = new MsgpackEncoder({ encodeDefault: (value) => this.encodePayload(value) });
+  /** For `toSerialize` values, which Dask reads with plain msgpack: no payload may nest in one. */
+  private readonly payloadEncoder = new MsgpackEncoder({ encodeDefault: refuseNestedPayload });
   /** Payloads met while encoding frame 0; null for the usual message with none. */
-  private pending: Array<Serialized | Pickled> | null = null;
+  private pending: Array<Serialized | Pickled | Serialize> | null = null;
   private nextFrame = 1;
   /** The frames of the message being decoded, for the hook. */
   private decoding: Uint8Array[] = NO_FRAMES;
+  /** What the payloads of the message being decoded may still decompress to. */
+  private decompressBudget = 0;
   private readonly objectHook: ObjectHook = (object) => this.decodeReserved(object);
 
   constructor(config: DaskCodecConfig) {
     this.deserialize = config.deserialize;
   }
 
-  encode(message: unknown): Uint8Array[] {
-    return this.encodeWith(message, false) as Uint8Array[];
+  encode(message: unknown, context?: CodecContext): Uint8Array[] {
+    return this.encodeWith(message, false, context) as Uint8Array[];
   }
 
   /** Like `encode`, but frame 0 may come as pieces, its large bins uncopied. */
-  encodePieces(message: unknown): FramePieces[] {
-    return this.encodeWith(message, true);
+  encodePieces(message: unknown, context?: CodecContext): FramePieces[] {
+    return this.encodeWith(message, true, context);
   }
 
-  private encodeWith(message: unknown, inPieces: boolean): FramePieces[] {
+  private encodeWith(message: unknown, inPieces: boolean, context: CodecContext | undefined): FramePieces[] {
     // Re-entrant (a toJSON that writes to another comm sharing this codec): the outer
     // message's payload bookkeeping is put back when this one is done.
     const outerPending = this.pending;
     const outerNext = this.nextFrame;
     try {
-      return this.encodeOne(message, inPieces);
+      return this.encodeOne(message, inPieces, context);
     } finally {
       this.pending = outerPending;
       this.nextFrame = outerNext;
     }
   }
 
-  private encodeOne(message: unknown, inPieces: boolean): FramePieces[] {
+  private encodeOne(message: unknown, inPieces: boolean, context: CodecContext | undefined): FramePieces[] {
     this.pending = null;
     this.nextFrame = 1;
     let head: FramePieces;
@@ -99,21 +109,41 @@ export class DaskCodec implements MessageCodec {
     } else {
       head = this.encoder.encode(message);
     }
-    const pending = this.pending as Array<Serialized | Pickled> | null;
+    const pending = this.pending as Array<Serialized | Pickled | Serialize> | null;
     if (pending === null) return [head];
     this.pending = null;
     // Sub-headers are encoded after frame 0 is done: the encoder is not re-entrant.
     const frames: FramePieces[] = [head];
     for (const payload of pending) {
+      if (payload instanceof Serialize) {
+        this.pushSerialize(frames, payload.value, inPieces, context?.compression ?? null);
+        continue;
+      }
       frames.push(subHeaderBytes(payload));
       for (const frame of payload.frames) frames.push(frame);
     }
     return frames;
   }
 
-  decode(frames: Uint8Array[]): unknown {
+  /**
+   * A `toSerialize` payload: its sub-header and its one frame, Dask's `msgpack`
+   * serializer, compressed with `compression` when Dask's rule says it pays. The frame
+   * comes from the encoder like frame 0 (a large bin as a piece of its own, uncopied)
+   * and is joined only to be compressed.
+   */
+  private pushSerialize(frames: FramePieces[], value: unknown, inPieces: boolean, compression: string | null): void {
+    const pieces = this.payloadEncoder.encodePieces(value).slice();
+    const compressed = compression !== null && isCompressionName(compression) ? maybeCompress(pieces, compression) : undefined;
+    const header = { ...SERIALIZE_HEADER, compression: [compressed === undefined ? null : compression], [NUM_SUB_FRAMES]: 1 };
+    frames.push(this.encoder.encode(header));
+    if (compressed !== undefined) frames.push(compressed);
+    else frames.push(pieces.length === 1 ? pieces[0] : inPieces ? pieces : concatBytes(pieces));
+  }
+
+  decode(frames: Uint8Array[], context?: CodecContext): unknown {
     if (frames.length === 0) throw new ProtocolError('a Dask message needs at least one frame');
     this.decoding = frames;
+    this.decompressBudget = context?.maxMessageSize ?? DEFAULT_DECOMPRESS_LIMIT;
     try {
       return unpackMessage(frames[0], this.objectHook);
     } finally {
@@ -123,12 +153,12 @@ export class DaskCodec implements MessageCodec {
 
   /** The encoder's `default`: reserves the frames of a payload and leaves a pointer to them. */
   private encodePayload(value: object): unknown {
-    const isSerialized = value instanceof Serialized;
-    if (!isSerialized && !(value instanceof Pickled)) return value;
+    const isPickled = value instanceof Pickled;
+    if (!isPickled && !(value instanceof Serialized) && !(value instanceof Serialize)) return value;
     const at = this.nextFrame;
-    this.nextFrame += 1 + value.frames.length;
+    this.nextFrame += 1 + (value instanceof Serialize ? 1 : value.frames.length);
     (this.pending ??= []).push(value);
-    return isSerialized ? { __Serialized__: at } : { __Pickled__: at };
+    return isPickled ? { __Pickled__: at } : { __Serialized__: at };
   }
 
   /** Dask's `_decode_default`, in its order: `__Serialized__`, `__Pickled__`, then the msgpack defaults. */
@@ -138,19 +168,34 @@ export class DaskCodec implements MessageCodec {
       const headerBytes = this.headerFrame('__Serialized__', at);
       const header = unpackMessage(headerBytes);
       const frames = this.payloadFrames('__Serialized__', at as number, header);
-      if (this.deserialize && isPlainMsgpack(header)) {
+      if (!this.deserialize) return new Serialized(header, frames, headerBytes);
+      const labels = compressionLabels(header);
+      const plain = labels === undefined ? frames : this.decompress(labels, frames);
+      if (isMsgpackSerializer(header)) {
         // Dask's msgpack_loads: the frames joined, read without its object hook.
-        return unpackMessage(frames.length === 1 ? frames[0] : concatBytes(frames), null);
+        return unpackMessage(plain.length === 1 ? plain[0] : concatBytes(plain), null);
       }
-      return new Serialized(header, frames, headerBytes);
+      return labels === undefined ? new Serialized(header, frames, headerBytes) : new Serialized(uncompressedHeader(header), plain);
     }
     if ('__Pickled__' in object) {
       const at = object.__Pickled__;
       const headerBytes = this.headerFrame('__Pickled__', at);
       const header = unpackMessage(headerBytes, null); // Dask reads it with no hook either
-      return new Pickled(header, this.payloadFrames('__Pickled__', at as number, header), headerBytes);
+      const frames = this.payloadFrames('__Pickled__', at as number, header);
+      const labels = this.deserialize ? compressionLabels(header) : undefined;
+      if (labels === undefined) return new Pickled(header, frames, headerBytes);
+      return new Pickled(uncompressedHeader(header), this.decompress(labels, frames));
     }
     return decodeDaskDefaults(object);
+  }
+
+  /** Each frame as its label says (Dask's `decompress`: labels and frames paired in order). */
+  private decompress(labels: unknown[], frames: Uint8Array[]): Uint8Array[] {
+    return frames.map((frame, i) => {
+      const plain = decompressFrame(labels[i] ?? null, frame, this.decompressBudget);
+      if (plain !== frame) this.decompressBudget -= plain.length;
+      return plain;
+    });
   }
 
   private headerFrame(kind: string, at: unknown): Uint8Array {
@@ -175,6 +220,13 @@ export class DaskCodec implements MessageCodec {
   }
 }
 
+function refuseNestedPayload(value: object): unknown {
+  if (value instanceof Serialized || value instanceof Pickled || value instanceof Serialize) {
+    throw new TypeError(`a toSerialize value cannot hold a ${value.constructor.name}: Dask reads its frame as plain msgpack`);
+  }
+  return value;
+}
+
 /** The sub-header frame: the bytes it arrived as when they still fit, else Dask's encoding. */
 function subHeaderBytes(payload: Serialized | Pickled): Uint8Array {
   const count = payload.frames.length;
@@ -193,12 +245,28 @@ function subHeaderBytes(payload: Serialized | Pickled): Uint8Array {
   throw new TypeError(`the header of a ${payload.constructor.name} must be a map, got ${String(header)}`);
 }
 
-/** Dask's `msgpack` serializer, with nothing compressed: decodable here without Python. */
-function isPlainMsgpack(header: unknown): boolean {
+/** Dask's `msgpack` serializer (not a collection of payloads): decodable here without Python. */
+function isMsgpackSerializer(header: unknown): boolean {
   if (header === null || typeof header !== 'object') return false;
   const fields = header as Record<string, unknown>;
-  if (fields.serializer !== 'msgpack' || 'is-collection' in fields) return false;
-  const compression = fields.compression;
-  if (compression === undefined || compression === null) return true;
-  return Array.isArray(compression) && compression.every((entry) => entry === null);
+  return fields.serializer === 'msgpack' && !('is-collection' in fields);
 }
+
+/**
+ * A sub-header's compression labels when any frame is compressed, else `undefined`.
+ * A `compression` that is not a list is a broken header.
+ */
+function compressionLabels(header: unknown): unknown[] | undefined {
+  if (header === null || typeof header !== 'object' || header instanceof Map) return undefined;
+  const compression = (header as Record<string, unknown>).compression;
+  if (compression === undefined || compression === null) return undefined;
+  if (!Array.isArray(compression)) throw new ProtocolError(`a payload's "compression" must be a list, got ${typeof compression}`);
+  return compression.some((label) => label !== null) ? compression : undefined;
+}
+
+/** The sub-header of frames now decompressed: every label null. */
+function uncompressedHeader(header: unknown): Record<string, unknown> {
+  const fields = header as Record<string, unknown>;
+  return { ...fields, compression: (fields.compression as unknown[]).map(() => null) };
+}
+

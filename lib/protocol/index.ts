@@ -4,7 +4,7 @@
  * Python writes it (msgpack.ts), and the message codec with its serialized payloads
  * (dask-codec.ts, serialized.ts).
  */
-export type { FramePieces, MessageCodec } from './codec';
+export type { CodecContext, FramePieces, MessageCodec } from './codec';
 export { messageSize, wireSize } from './framing/header';
 export { FrameParser, HANDSHAKE_LIMIT, type FrameParserConfig } from './framing/frame-parser';
 export { FrameWriter, frameMessage, encodePrelude } from './framing/frame-writer';
@@ -18,5 +18,5 @@ export {
   type EncodeDefault,
   type MsgpackEncoderConfig,
 } from './msgpack';
-export { Serialized, Pickled, serializeMsgpack } from './serialized';
+export { Serialized, Pickled, Serialize, serializeMsgpack, toSerialize } from './serialized';
 export { daskCodec, DaskCodec, sharedDaskCodec, type DaskCodecConfig } from './dask-codec';

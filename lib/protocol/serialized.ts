@@ -39,10 +39,41 @@ export class Pickled {
 }
 
 /**
+ * A value to send as an out-of-band Dask payload (Dask's `Serialize`, made by
+ * `toSerialize`): serialized with Dask's `msgpack` serializer when the message is
+ * written, in its own frame, and compressed then with the comm's negotiated compression
+ * when that pays (Dask's rule: frames of 10,000 bytes to 2 GiB whose sample shrinks to
+ * 70 % or less). A Dask peer deserializes it to the value; so does rxcomm with
+ * `deserialize: true`.
+ */
+export class Serialize {
+  constructor(readonly value: unknown) {}
+}
+
+/**
+ * Marks `value` (a large `Uint8Array`, or anything msgpack can hold) to travel as an
+ * out-of-band payload frame, as Dask's `to_serialize` does, instead of inside frame 0.
+ * That frame is what compression applies to: with `compression: 'lz4'` (or another)
+ * negotiated, a compressible payload of 10,000 bytes or more goes compressed.
+ *
+ * ## Example
+ *
+ * ```ts
+ * const comm = await firstValueFrom(connect('tcp://127.0.0.1:8786', { compression: 'auto' }));
+ * await comm.write({ op: 'set_metadata', keys: ['blob'], value: toSerialize(new Uint8Array(1 << 20)), reply: true });
+ * ```
+ */
+export function toSerialize(value: unknown): Serialize {
+  return new Serialize(value);
+}
+
+/**
  * Wraps `value` as Dask's `msgpack` serializer would (`to_serialize(x)` with
  * `serializers=['msgpack']`), with the header keys in Dask's order; the codec adds
  * `num-sub-frames`. A Dask peer deserializes it to the value; so does this codec with
- * `deserialize: true`. Unlike Dask, a payload above 64 MiB is not cut into shards.
+ * `deserialize: true`. Unlike Dask, a payload above 64 MiB is not cut into shards. The
+ * result is already serialized, so it is sent as it is, never compressed: to send a value
+ * that compression may apply to, use `toSerialize`.
  *
  * ## Example
  *

@@ -31,10 +31,11 @@ export const LAYERS: Layer[] = [
   { name: 'entry', paths: ['index.ts', 'browser.ts', 'api.ts'], mayImport: anything, packages: [] },
   {
     name: 'platform/node',
-    paths: ['platform/node.ts', 'platform/discover.ts'],
-    // Names the built-in transports; discover.ts reads installed packages' manifests, as Dask reads entry points.
-    mayImport: ['transports', 'registry', 'status', 'errors'],
-    packages: ['node'],
+    paths: ['platform/node.ts', 'platform/discover.ts', 'platform/node-compression.ts'],
+    // Names the built-in transports; discover.ts reads installed packages' manifests, as Dask reads entry points;
+    // node-compression.ts installs Node's zlib and the lz4 and zstd encoders that need Node.
+    mayImport: ['transports', 'registry', 'protocol/compression', 'status', 'errors'],
+    packages: ['node', 'lz4-napi', '@bokuweb/zstd-wasm'],
   },
   {
     name: 'platform/browser',
@@ -66,7 +67,8 @@ export const LAYERS: Layer[] = [
   {
     name: 'options',
     paths: ['options'],
-    mayImport: ['registry·', 'protocol·', 'comm·', 'addresses', 'errors'],
+    // protocol/compression: which formats this platform can write, and loading an encoder.
+    mayImport: ['registry·', 'protocol·', 'protocol/compression', 'comm·', 'addresses', 'errors'],
     packages: ['rxjs'],
   },
   {
@@ -109,7 +111,8 @@ export const LAYERS: Layer[] = [
   },
   { name: 'registry', paths: ['registry'], mayImport: ['comm/connection·', 'protocol/codec·', 'errors'], packages: ['rxjs'] },
   { name: 'comm', paths: ['comm'], mayImport: ['errors', 'status'], packages: ['rxjs'] },
-  { name: 'protocol', paths: ['protocol'], mayImport: ['errors'], packages: ['msgpackr'] },
+  // The pure-JS compression formats: readable in browsers too.
+  { name: 'protocol', paths: ['protocol'], mayImport: ['errors'], packages: ['msgpackr', 'fzstd', 'fflate'] },
   { name: 'addresses', paths: ['addresses.ts'], mayImport: ['errors'], packages: [] },
   { name: 'errors', paths: ['errors.ts'], mayImport: [], packages: [] },
   { name: 'status', paths: ['status.ts'], mayImport: [], packages: ['rxjs'] },

@@ -121,10 +121,15 @@ describe('daskCodec', () => {
       expect(message.data.frames).toEqual([]);
     });
 
-    it('should keep compressed and collection payloads opaque even with deserialize: true', () => {
-      const compressed = deserializing.decode(daskFrames('compressed')) as { data: Serialized };
-      expect(compressed.data).toBeInstanceOf(Serialized);
-      expect((compressed.data.header as { compression: unknown }).compression).toEqual(['lz4']);
+    it("should decompress an lz4 payload by its label with deserialize: true, and keep it as it came without", () => {
+      const frames = daskFrames('compressed');
+      expect(deserializing.decode(frames)).toEqual({ op: 'x', data: new Uint8Array(100000).fill(0x78) });
+      const kept = opaque.decode(frames) as { data: Serialized };
+      expect((kept.data.header as { compression: unknown }).compression).toEqual(['lz4']);
+      expect(kept.data.frames).toEqual([frames[2]]);
+    });
+
+    it('should keep collection payloads opaque even with deserialize: true', () => {
       const collection = deserializing.decode(daskFrames('serialized-msgpack-map')) as { data: Serialized };
       expect(collection.data).toBeInstanceOf(Serialized);
       expect((collection.data.header as Record<string, unknown>)['is-collection']).toBe(true);

@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import type { Connection, ConnectionSink, PeerProbe } from '../../comm/connection';
 import { CommClosedError, DeadPeerError, MessageTooLargeError, ProtocolError, toCommClosedError } from '../../errors';
-import { FrameParser, FrameWriter, HANDSHAKE_LIMIT, messageSize, type MessageCodec } from '../../protocol';
+import { type CodecContext, FrameParser, FrameWriter, HANDSHAKE_LIMIT, messageSize, type MessageCodec } from '../../protocol';
 import type { DirectReader } from './direct-reader';
 import { keepAliveIdle } from './keepalive';
 
@@ -51,7 +51,7 @@ type SocketState =
   | { kind: 'closed' }
   | { kind: 'failed'; error: CommClosedError };
 
-export class SocketConnection implements Connection {
+export class SocketConnection implements Connection, CodecContext {
   readonly localAddress: string;
   readonly peerAddress: string;
   readonly extraInfo: Record<string, unknown>;
@@ -60,7 +60,9 @@ export class SocketConnection implements Connection {
   private readonly rawSocket: net.Socket;
   private readonly reader: DirectReader | undefined;
   private readonly codec: MessageCodec;
-  private readonly maxMessageSize: number;
+  /** The codec's context is the connection itself (no object per message). */
+  readonly maxMessageSize: number;
+  compression: string | null = null;
   private readonly writeHighWaterMark: number;
   private readonly writer = new FrameWriter();
   private state: SocketState = { kind: 'open' };
@@ -120,6 +122,10 @@ export class SocketConnection implements Connection {
     };
   }
 
+  useCompression(compression: string | null): void {
+    this.compression = compression;
+  }
+
   open(sink: ConnectionSink): void {
     if (this.state.kind === 'failed') {
       sink.error(this.state.error); // it died before anyone was listening
@@ -131,7 +137,7 @@ export class SocketConnection implements Connection {
       // The handshake comes first: until it is read, a peer gets no large allocation.
       firstMessageLimit: HANDSHAKE_LIMIT,
       onMessage: (frames, nbytes) => {
-        if (frames.length > 0) this.sink?.next(this.codec.decode(frames), nbytes);
+        if (frames.length > 0) this.sink?.next(this.codec.decode(frames, this), nbytes);
         // else: a heartbeat, whose arrival is all it says
       },
     });
@@ -183,7 +189,7 @@ export class SocketConnection implements Connection {
     let wireSize: number;
     try {
       const codec = this.codec;
-      const frames = codec.encodePieces ? codec.encodePieces(message) : codec.encode(message);
+      const frames = codec.encodePieces ? codec.encodePieces(message, this) : codec.encode(message, this);
       const size = messageSize(frames);
       if (size > this.maxMessageSize) return Promise.reject(new MessageTooLargeError(size, this.maxMessageSize));
       // The first message of a tick schedules the flush that sends the tick's batch.

@@ -6,7 +6,7 @@
  */
 import type { Connection, ConnectionSink, PeerProbe } from '../../comm/connection';
 import { CommClosedError, MessageTooLargeError, ProtocolError } from '../../errors';
-import { messageSize, type FramePieces, type MessageCodec } from '../../protocol';
+import { messageSize, type CodecContext, type FramePieces, type MessageCodec } from '../../protocol';
 import { preludeSize } from '../../protocol/framing/header';
 import { COUNT_SIZE, WsMessageReader, wsMessagesOf } from '../../protocol/framing/ws-messages';
 import { CLEAN_CLOSE_CODES, type MessageSocket } from './message-socket';
@@ -34,14 +34,16 @@ type WebSocketState =
   | { kind: 'closed' }
   | { kind: 'failed'; error: CommClosedError };
 
-export class WebSocketConnection implements Connection {
+export class WebSocketConnection implements Connection, CodecContext {
   readonly localAddress: string;
   readonly peerAddress: string;
   readonly extraInfo: Record<string, unknown>;
 
   private readonly socket: MessageSocket;
   private readonly codec: MessageCodec;
-  private readonly maxMessageSize: number;
+  /** The codec's context is the connection itself (no object per message). */
+  readonly maxMessageSize: number;
+  compression: string | null = null;
   private readonly writeHighWaterMark: number;
   private readonly reader: WsMessageReader;
   private state: WebSocketState = { kind: 'open' };
@@ -71,7 +73,7 @@ export class WebSocketConnection implements Connection {
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     this.reader = new WsMessageReader({
       maxMessageSize: this.maxMessageSize,
-      onMessage: (frames, nbytes) => this.deliver(this.codec.decode(frames), nbytes),
+      onMessage: (frames, nbytes) => this.deliver(this.codec.decode(frames, this), nbytes),
     });
     const wrapError = init.wrapError ?? ((err, message) => new CommClosedError(`${message}: ${err.message}`, { cause: err }));
     this.socket.pause(); // nothing more is read until a sink is attached
@@ -113,6 +115,10 @@ export class WebSocketConnection implements Connection {
     };
   }
 
+  useCompression(compression: string | null): void {
+    this.compression = compression;
+  }
+
   open(sink: ConnectionSink): void {
     const early = this.early ?? [];
     this.early = undefined;
@@ -130,7 +136,7 @@ export class WebSocketConnection implements Connection {
     let size: number;
     try {
       const codec = this.codec;
-      const frames = codec.encodePieces ? codec.encodePieces(message) : codec.encode(message);
+      const frames = codec.encodePieces ? codec.encodePieces(message, this) : codec.encode(message, this);
       size = messageSize(frames);
       if (size > this.maxMessageSize) return Promise.reject(new MessageTooLargeError(size, this.maxMessageSize));
       parts = wsMessagesOf(frames);
