@@ -109,6 +109,8 @@ export class Child {
 /** A client in `--stepped` mode: connected and warmed up once, then one phase per request. */
 export class SteppedClient<Label extends string = string> {
   error: string | undefined;
+  /** The client's `{"warm": true, ...}` line (a client may report more in it). */
+  warm: Line | undefined;
 
   private constructor(
     readonly label: Label,
@@ -119,6 +121,7 @@ export class SteppedClient<Label extends string = string> {
   static async start<Label extends string>(label: Label, child: Child, warmUpMs = 60_000): Promise<SteppedClient<Label>> {
     const client = new SteppedClient(label, child);
     const warm = await client.child.next(warmUpMs);
+    client.warm = warm;
     if (warm?.warm !== true) {
       client.error = `warm-up failed: ${(warm?.error as string | undefined) ?? client.child.failure()}`;
       await client.child.stop();

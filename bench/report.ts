@@ -551,3 +551,121 @@ export function reportConnections(transport: ConnTransport, n: number, runs: Con
   for (const run of failures) table += `\n${implName(run.impl, transport)} run ${run.rep + 1}: ${run.error}`;
   return { table, medians, checks };
 }
+
+// ---------------------------------------------------------------------------------------
+// the compression table (compression.ts): 16 MiB out-of-band payloads, compression off and on
+// ---------------------------------------------------------------------------------------
+
+export type CompressionImpl = 'rxcomm' | 'dask';
+export const COMPRESSION_IMPLS: CompressionImpl[] = ['rxcomm', 'dask'];
+/** The issue's targets for rxcomm (lz4 against off, same payload, same run). */
+export const COMPRESSION_TARGETS = { incompressibleMin: 0.95, compressibleMin: 1 } as const;
+
+/** One phase of one client in one repetition: a payload kind sent with one compression setting. */
+export interface CompressionPhaseRun {
+  impl: CompressionImpl;
+  rep: number;
+  kind: string;
+  format: string;
+  MiBps: number;
+  messages: number;
+  negotiated: unknown;
+  /** CPU time per 16 MiB message, ms: the sender's own, and the receiver's (from /proc). */
+  senderCpuMs?: number;
+  receiverCpuMs?: number;
+}
+
+export interface CompressionCheck {
+  impl: CompressionImpl;
+  kind: string;
+  /** Median MiB/s per format. */
+  MiBps: Record<string, number>;
+  /** Median over the reps of format/off, each rep's pair measured seconds apart. */
+  vsOff: Record<string, number>;
+  vsOffRange: Record<string, [number, number]>;
+  /** compressed / original, with Dask's compressors (Python's lz4, zstandard, snappy, zlib). */
+  sizeRatio: Record<string, number>;
+  senderCpuMs: Record<string, number>;
+  receiverCpuMs: Record<string, number>;
+  target?: string;
+  pass?: boolean;
+}
+
+export interface CompressionReport {
+  table: string;
+  checks: CompressionCheck[];
+}
+
+export function reportCompression(
+  runs: CompressionPhaseRun[],
+  kinds: readonly string[],
+  formats: readonly string[],
+  ratios: Record<string, number>,
+  reps: Record<CompressionImpl, number>,
+): CompressionReport {
+  const checks: CompressionCheck[] = [];
+  const on = formats.filter((f) => f !== 'off');
+  for (const impl of COMPRESSION_IMPLS) {
+    for (const kind of kinds) {
+      const mine = runs.filter((run) => run.impl === impl && run.kind === kind);
+      if (mine.length === 0) continue;
+      const check: CompressionCheck = { impl, kind, MiBps: {}, vsOff: {}, vsOffRange: {}, sizeRatio: {}, senderCpuMs: {}, receiverCpuMs: {} };
+      for (const format of formats) {
+        const of = mine.filter((run) => run.format === format);
+        if (of.length === 0) continue;
+        check.MiBps[format] = median(of.map((run) => run.MiBps));
+        const cpu = (key: 'senderCpuMs' | 'receiverCpuMs') => of.map((run) => run[key]).filter((v): v is number => v !== undefined);
+        if (cpu('senderCpuMs').length) check.senderCpuMs[format] = median(cpu('senderCpuMs'));
+        if (cpu('receiverCpuMs').length) check.receiverCpuMs[format] = median(cpu('receiverCpuMs'));
+        if (ratios[`${kind}_${format}`] !== undefined) check.sizeRatio[format] = ratios[`${kind}_${format}`];
+        if (format === 'off') continue;
+        const paired = of
+          .map((run) => ratio(run.MiBps, mine.find((o) => o.format === 'off' && o.rep === run.rep)?.MiBps))
+          .filter((v): v is number => v !== undefined);
+        if (paired.length > 0) {
+          check.vsOff[format] = median(paired);
+          check.vsOffRange[format] = [Math.min(...paired), Math.max(...paired)];
+        }
+      }
+      if (impl === 'rxcomm' && check.vsOff.lz4 !== undefined) {
+        const compressible = kind !== 'random';
+        check.target = compressible ? `lz4 >${COMPRESSION_TARGETS.compressibleMin}× off` : `lz4 ≥${COMPRESSION_TARGETS.incompressibleMin}× off`;
+        check.pass = compressible ? check.vsOff.lz4 > COMPRESSION_TARGETS.compressibleMin : check.vsOff.lz4 >= COMPRESSION_TARGETS.incompressibleMin;
+      }
+      checks.push(check);
+    }
+  }
+  const name: Record<CompressionImpl, string> = { rxcomm: 'rxcomm', dask: 'Dask' };
+  const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
+  const times = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
+  const size = (c: CompressionCheck) => on.map((f) => (c.sizeRatio[f] === undefined ? 'n/a' : c.sizeRatio[f].toFixed(3))).join(' / ');
+  const header = ['implementation', 'payload (16 MiB)', `size after ${on.join(' / ')}`, ...formats.map((f) => `${f} (MiB/s)`), ...on.map((f) => `${f}/off`), 'target', 'result'];
+  const rows = checks.map((c) => [
+    name[c.impl],
+    c.kind,
+    size(c),
+    ...formats.map((f) => num(c.MiBps[f])),
+    ...on.map((f) => times(c.vsOff[f])),
+    c.target ?? '',
+    c.target === undefined ? '(no target)' : c.pass === undefined ? 'n/a' : c.pass ? 'pass' : 'FAIL',
+  ]);
+  const title = `compression (tcp, 16 MiB to_serialize payloads one way): medians of ${reps.rxcomm}/${reps.dask} interleaved reps (rxcomm/Dask); MiB/s of uncompressed payload`;
+  const lines = [title, ...markdownTable(header, rows, (i) => i < 3 || i >= header.length - 2)];
+  const rx = checks.filter((c) => c.impl === 'rxcomm');
+  if (rx.length > 0) {
+    const spread = (c: CompressionCheck, f: string) => (c.vsOffRange[f] ? `${c.vsOffRange[f][0].toFixed(2)}–${c.vsOffRange[f][1].toFixed(2)}` : 'n/a');
+    lines.push(`rxcomm lz4/off within each rep (min–max): ${rx.map((c) => `${c.kind} ${spread(c, 'lz4')}`).join(', ')}`);
+  }
+  const vsDask = checks
+    .filter((c) => c.impl === 'rxcomm')
+    .map((c) => {
+      const d = checks.find((o) => o.impl === 'dask' && o.kind === c.kind);
+      return d ? `${c.kind} ${formats.map((f) => `${f} ${times(ratio(c.MiBps[f], d.MiBps[f]))}`).join(', ')}` : undefined;
+    })
+    .filter(Boolean);
+  if (vsDask.length > 0) lines.push(`rxcomm/Dask: ${vsDask.join('; ')}`);
+  const cpu = (c: CompressionCheck) =>
+    `${name[c.impl]} ${c.kind}: ${formats.map((f) => `${f} ${c.senderCpuMs[f]?.toFixed(0) ?? 'n/a'}+${c.receiverCpuMs[f]?.toFixed(0) ?? 'n/a'}`).join(', ')}`;
+  lines.push(`CPU ms per 16 MiB message, sender+receiver (medians): ${checks.map(cpu).join('; ')}`);
+  return { table: lines.join('\n'), checks };
+}

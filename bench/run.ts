@@ -2,10 +2,12 @@
  * `npm run bench`, the orchestrator: rxcomm against bare Node and against Dask, side by
  * side in one run, over tcp, tls, ws and wss; then the rpc table (rpc.ts): rxcomm's rpc
  * layer against Dask's Server and rpc; then the connections table (connections.ts):
- * connects/s and memory per open comm, and 10,000 comms held in one process.
+ * connects/s and memory per open comm, and 10,000 comms held in one process; then the
+ * compression table (compression.ts): 16 MiB out-of-band payloads, compression off and on.
  *
  *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask]
  *         [--connections] [--no-connections] [--connections-n N] [--connections-10k]
+ *         [--compression] [--no-compression] [--compression-formats lz4,zstd,snappy,zlib|all]
  *     npm run bench -- --parser          (the protocol layer alone: parser.ts)
  *
  * Each side (sides/rxcomm.ts, sides/bare.ts for tcp/tls or sides/bare_ws.ts for ws/wss,
@@ -34,10 +36,12 @@ import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
 import { Child, killAll, log, SteppedClient } from './children';
 import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type BytePipeMode, type BytePipeRun, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
+import { runCompression } from './compression';
 import { runConnections, type ConnRunConfig } from './connections';
 import { runRpc } from './rpc';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
 import { RPC_DEFAULTS, type RpcOptions } from './sides/rpc_protocol';
+import { COMPRESSION_DEFAULTS, DEFAULT_FORMATS, FORMATS, type CompressionOptions, type Format } from './sides/compression_protocol';
 
 /** dist-scripts/bench/run.js → the repository: the Python side runs from its source. */
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -67,6 +71,10 @@ const QUICK_RPC_RESERVE_MS = 20_000;
 const CONN_RESERVE_MS = 60_000;
 const QUICK_CONN_RESERVE_MS = 25_000;
 const CONN_10K_RESERVE_MS = 90_000;
+/** The compression table: servers, warm-ups and 3 reps of off and lz4 here (~45 s); per extra format ~20 s more. */
+const COMPRESSION_RESERVE_MS = 50_000;
+const COMPRESSION_FORMAT_RESERVE_MS = 25_000;
+const QUICK_COMPRESSION_RESERVE_MS = 25_000;
 const SERVER_READY_MS = 45_000;
 
 // ---------------------------------------------------------------------------------------
@@ -87,6 +95,11 @@ interface RunArgs {
   connectionsN: number;
   /** Runs per implementation in the connections table: tcp 2 and tls 1 (--quick 1 and 1), or --reps for both. */
   connectionsReps: { tcp: number; tls: number };
+  /** The compression table: in the default run, with --compression; not with another table named alone, nor with --no-compression. */
+  compression: boolean;
+  /** `off` and the formats compared with it (default off, lz4). */
+  compressionFormats: Format[];
+  compressionOptions: CompressionOptions;
   reps: number;
   dask: boolean;
   options: BenchOptions;
@@ -94,7 +107,7 @@ interface RunArgs {
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--connections] [--no-connections] [--connections-n N] [--connections-10k] [--reps N] [--no-dask] | npm run bench -- --parser';
+  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--connections] [--no-connections] [--connections-n N] [--connections-10k] [--compression] [--no-compression] [--compression-formats lz4,zstd,snappy,zlib|all] [--reps N] [--no-dask] | npm run bench -- --parser';
 /** What `npm run bench` measures without --transport or --rpc (and the rpc table). */
 const DEFAULT_TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws'];
 
@@ -108,6 +121,9 @@ function parseArgs(argv: string[]): RunArgs {
     connections10k: false,
     connectionsN: 2000,
     connectionsReps: { tcp: 2, tls: 1 },
+    compression: true,
+    compressionFormats: [...DEFAULT_FORMATS],
+    compressionOptions: { ...COMPRESSION_DEFAULTS },
     reps: 3,
     dask: true,
     options: { ...DASK_BENCH_DEFAULTS },
@@ -117,6 +133,7 @@ function parseArgs(argv: string[]): RunArgs {
   let rpc: boolean | undefined;
   let connections: boolean | undefined;
   let connectionsN: number | undefined;
+  let compression: boolean | undefined;
   const chosen: Transport[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -129,6 +146,15 @@ function parseArgs(argv: string[]): RunArgs {
     else if (arg === '--connections') connections = true;
     else if (arg === '--no-connections') connections = false;
     else if (arg === '--connections-10k') args.connections10k = true;
+    else if (arg === '--compression') compression = true;
+    else if (arg === '--no-compression') compression = false;
+    else if (arg === '--compression-formats' || arg.startsWith('--compression-formats=')) {
+      const list = value();
+      const named = list === 'all' ? FORMATS.filter((f) => f !== 'off') : list.split(',').filter((f) => f !== 'off');
+      for (const f of named) if (!(FORMATS as readonly string[]).includes(f)) throw new Error(`--compression-formats takes ${FORMATS.slice(1).join(', ')} (comma-separated) or all, got ${JSON.stringify(list)}`);
+      if (named.length === 0) throw new Error('--compression-formats names no format');
+      args.compressionFormats = ['off', ...new Set(named as Format[])];
+    }
     else if (arg === '--connections-n' || arg.startsWith('--connections-n=')) {
       connectionsN = Number(value());
       if (!(connectionsN >= 1)) throw new Error('--connections-n takes a positive integer');
@@ -153,15 +179,17 @@ function parseArgs(argv: string[]): RunArgs {
   }
   // What is named is what runs: --rpc alone is the rpc table alone, --transport alone no rpc
   // table, --connections alone the connections table alone (--connections-10k its last run alone).
-  const named = chosen.length > 0 || rpc === true || connections === true || args.connections10k;
+  const named = chosen.length > 0 || rpc === true || connections === true || args.connections10k || compression === true;
   if (chosen.length > 0) args.transports = [...new Set(chosen)];
   else if (named) args.transports = [];
   args.rpc = rpc ?? !named;
   args.connections = connections ?? !named;
+  args.compression = compression ?? !named;
   if (args.quick) {
     args.reps = 1;
     args.options = { reps: 1, trips: 1000, tripSeconds: 0.5, pipelined: 20_000, pipelinedSeconds: 0.5, bulkTotalMiB: 64, bulkSeconds: 0.5 };
     args.rpcOptions = { ...args.rpcOptions, calls: 1000, callSeconds: 0.5, concurrentCalls: 10_000, concurrentSeconds: 0.5 };
+    args.compressionOptions = { totalMiB: 64, seconds: 0.5 };
   }
   if (args.quick) args.connectionsN = 500;
   if (connectionsN !== undefined) args.connectionsN = Math.floor(connectionsN);
@@ -474,10 +502,12 @@ async function main(): Promise<void> {
       transports: args.transports,
       rpc: args.rpc ? args.rpcOptions : false,
       connections: args.connections || args.connections10k ? connectionsPlan(args) : false,
+      compression: args.compression ? { formats: args.compressionFormats, ...args.compressionOptions } : false,
     },
     transports,
     rpc: undefined as unknown,
     connections: undefined as unknown,
+    compression: undefined as unknown,
     tables,
     finished: '',
     seconds: 0,
@@ -485,7 +515,12 @@ async function main(): Promise<void> {
 
   // Time is reserved for the transports rxcomm can run (the others are skipped at once).
   const reserve = (t: Transport) => (missingBackend(t) ? 0 : args.quick ? QUICK_RESERVE_MS : RESERVE_MS[t]);
-  const connReserve = (args.connections ? (args.quick ? QUICK_CONN_RESERVE_MS : CONN_RESERVE_MS) : 0) + (args.connections10k ? CONN_10K_RESERVE_MS : 0);
+  const compressionReserve = !args.compression
+    ? 0
+    : args.quick
+      ? QUICK_COMPRESSION_RESERVE_MS
+      : COMPRESSION_RESERVE_MS + (args.compressionFormats.length - 2) * COMPRESSION_FORMAT_RESERVE_MS;
+  const connReserve = (args.connections ? (args.quick ? QUICK_CONN_RESERVE_MS : CONN_RESERVE_MS) : 0) + (args.connections10k ? CONN_10K_RESERVE_MS : 0) + compressionReserve;
   const rpcReserve = (args.rpc ? (args.quick ? QUICK_RPC_RESERVE_MS : RPC_RESERVE_MS) : 0) + connReserve;
   const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000 + rpcReserve));
   let certs: TestCertificates | undefined;
@@ -558,13 +593,28 @@ async function main(): Promise<void> {
         python: dask.version ? PYTHON : undefined,
         tls: tlsFiles,
         // Its own reservation at least, even after a long run.
-        deadline: Math.max(startedAt + budget, Date.now() + connReserve),
+        deadline: Math.max(startedAt + budget - compressionReserve, Date.now() + connReserve - compressionReserve),
       });
       for (const table of result.tables) {
         tables.push(table);
         console.log('\n' + table + '\n');
       }
       report.connections = result;
+    }
+    if (args.compression) {
+      const { table, ...figures } = await runCompression({
+        root: ROOT,
+        python: dask.version ? PYTHON : undefined,
+        formats: args.compressionFormats,
+        options: args.compressionOptions,
+        reps: args.reps,
+        // Its own reservation at least, even after a long run.
+        deadline: Math.max(startedAt + budget, Date.now() + compressionReserve),
+        phaseTimeoutS: args.quick ? 60 : 90,
+      });
+      tables.push(table);
+      console.log('\n' + table + '\n');
+      report.compression = figures;
     }
   } finally {
     await certs?.remove();

@@ -41,11 +41,15 @@ SUBCOMMANDS (see interop/README.md)
   rpc-server     [--ws] [--tls CA CERT KEY]    (a distributed.core.Server that records)
   rpc-client     ADDRESS --calls JSON [--pool LIMIT] [--repeat N] [--tls CA CERT KEY]
   batched-send   ADDRESS [--op OP] [--first JSON] [--count N] [--interval MS] [--pace K]
+  compression-peer [--ws] [--tls CA CERT KEY]  (reports the compression of what it reads,
+                 answers with compressible payloads; use with --compression NAME)
+  set-metadata   ADDRESS --key KEY [--size N] [--fill zeros|pattern|random]
+                 (stores to_serialize(bytes) on a scheduler, as a Client would)
 Servers listen on tcp:// (tls:// with --tls), or with --ws on ws:// (wss:// with --tls);
 clients take the scheme (tcp, tls, ws, wss) from ADDRESS and need --tls for tls/wss.
   message-set    (prints the interop message set's msgpack encodings, for byte comparison)
-Common options: --compression auto|none|lz4 (what the handshake advertises; default auto,
-which is lz4 on this machine), --timeout S, --lifetime S, --no-stdin-watch, -v.
+Common options: --compression auto|none|lz4|zstd|snappy|zlib (what the handshake advertises;
+default auto, which is lz4 on this machine), --timeout S, --lifetime S, --no-stdin-watch, -v.
 ``--tls CA CERT KEY`` builds ``Security(tls_ca_file=CA, tls_{scheduler,worker,client}_cert=CERT,
 tls_{scheduler,worker,client}_key=KEY, require_encryption=True)``: one certificate plays
 every role of this process, and Dask's TLS is mutual, so the peer must present a cert
@@ -850,6 +854,124 @@ async def cmd_serialized_roundtrip(args):
 
 
 # --------------------------------------------------------------------------------------
+# compression modes: compression-peer (server) and set-metadata (client of a scheduler)
+# --------------------------------------------------------------------------------------
+
+
+def fill_bytes(size, fill):
+    """``size`` bytes: ``zeros``, ``pattern`` (byte i == i % 251; compressible by every
+    format) or ``random`` (incompressible: Dask keeps it raw)."""
+    if fill == "zeros":
+        return bytes(size)
+    if fill == "pattern":
+        return pattern_bytes(size)
+    if fill == "random":
+        return os.urandom(size)
+    raise ValueError(f"unknown fill {fill!r}")
+
+
+def describe_value(x):
+    """Type and size of a decoded value (JSON), for the compression-peer's report."""
+    out = {"type": type(x).__name__}
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        b = bytes(x)
+        out.update(len=len(b), sha256=hashlib.sha256(b).hexdigest())
+    return out
+
+
+def make_compression_handler():
+    """compression-peer's handler.  Every message ``{"op": "exchange", "data": ...,
+    "reply_payloads": {NAME: {"size": N, "fill": F}, ...}, "serializers": null|[...]}``
+    read (deserialize=True: Dask's own loads decompresses and deserializes) is answered
+    on the same comm with::
+
+        {"op": "exchanged", "negotiated": comm.handshake_options,
+         "local_compression", "remote_compression",   (the two handshakes' values)
+         "received": describe_frames(the raw frames of the message read),
+         "data": <the decoded "data", echoed inline in frame 0>,
+         "data_described": {KEY: {"type", "len", "sha256"}} (for each top-level key of "data"),
+         "payloads": {NAME: to_serialize(fill_bytes(size, fill))}}
+
+    written with ``comm.write(reply, serializers=SERIALIZERS)`` (null: Dask's default,
+    which serializes bytes with the ``dask`` serializer; ``["msgpack"]``: Dask's msgpack
+    serializer), so the payloads are compressed by Dask's ``maybe_compress`` with the
+    negotiated compression.  Any other op gets ``{"op": "error", "error": ...}``."""
+    from distributed.comm import CommClosedError
+    from distributed.protocol import to_serialize
+
+    async def handler(comm):
+        peer = comm.peer_address
+        logger.info("compression-peer: connection from %s (remote handshake %r, negotiated %r)",
+                    peer, _safe_info(comm.remote_info), comm.handshake_options)
+        try:
+            while True:
+                _RECORD["recv"] = None
+                msg = await comm.read()
+                received = describe_frames(_RECORD["recv"])
+                if not isinstance(msg, dict) or msg.get("op") != "exchange":
+                    await comm.write({"op": "error", "error": f"unexpected message {_msg_summary(msg)!r}"})
+                    continue
+                data = msg.get("data")
+                described = ({str(k): describe_value(v) for k, v in data.items()}
+                             if isinstance(data, dict) else {"": describe_value(data)})
+                payloads = {name: to_serialize(fill_bytes(int(spec["size"]), spec.get("fill", "pattern")))
+                            for name, spec in (msg.get("reply_payloads") or {}).items()}
+                reply = {"op": "exchanged", "negotiated": dict(comm.handshake_options),
+                         "local_compression": comm.local_info.get("compression"),
+                         "remote_compression": comm.remote_info.get("compression"),
+                         "received": received, "data": rewrap(data, True), "data_described": described,
+                         "payloads": payloads}
+                serializers = msg.get("serializers")
+                await comm.write(reply, serializers=list(serializers) if serializers else None)
+        except CommClosedError:
+            logger.info("compression-peer: %s closed", peer)
+        except Exception:
+            logger.exception("compression-peer: error on connection from %s", peer)
+        finally:
+            await comm.close()
+
+    return handler
+
+
+async def cmd_compression_peer(args):
+    import_dask(args.compression)
+    install_frame_recorder()
+    listener = await dask_listen(args.tls, make_compression_handler(), deserialize=True, ws=args.ws)
+    from distributed.protocol.compression import get_default_compression
+
+    emit({"ready": True, "mode": "compression-peer", "address": loopback_address(listener.contact_address),
+          "advertised": listener.contact_address, "compression": get_default_compression(),
+          "pid": os.getpid()})
+    try:
+        await serve_until_done(args)
+    finally:
+        listener.stop()
+    return 0
+
+
+async def cmd_set_metadata(args):
+    """As a Client's ``set_metadata`` does: ``{"op": "set_metadata", "keys": [KEY],
+    "value": to_serialize(fill_bytes(SIZE, FILL)), "reply": True}`` to a scheduler, on a
+    comm that negotiated ``--compression`` (auto: lz4); reports the frames it wrote."""
+    import_dask(args.compression)
+    install_frame_recorder()
+    from distributed.protocol import to_serialize
+
+    value = fill_bytes(args.size, args.fill)
+    comm = await dask_connect(args.address, args.tls)
+    try:
+        _RECORD["sent"] = None
+        await comm.write({"op": "set_metadata", "keys": [args.key], "value": to_serialize(value), "reply": True})
+        sent = describe_frames(_RECORD["sent"])
+        reply = await read_reply(comm)
+    finally:
+        await comm.close()
+    emit({"ok": True, "key": args.key, "reply": reply, "negotiated": dict(comm.handshake_options),
+          "sent": sent, "value": describe_value(value)})
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # rpc modes: a distributed.core.Server with recording handlers (rpc-server), and Python's
 # rpc() / BatchedSend as clients of a Node server (rpc-client, batched-send)
 # --------------------------------------------------------------------------------------
@@ -1152,7 +1274,7 @@ def add_common_options(sp, tls=True, server=False, timeout=60.0, ws=False):
     if ws:
         sp.add_argument("--ws", action="store_true",
                         help="listen on ws:// (wss:// with --tls) instead of tcp:// (tls://)")
-    sp.add_argument("--compression", default="auto", choices=["auto", "none", "lz4"],
+    sp.add_argument("--compression", default="auto", choices=["auto", "none", "lz4", "zstd", "snappy", "zlib"],
                     help="compression advertised in the handshake (default auto = lz4 here)")
     sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
     if server:
@@ -1207,6 +1329,16 @@ def build_parser():
     sp.add_argument("--no-ack", action="store_true", help="do not wait for the peer's ack")
     add_common_options(sp)
 
+    sp = sub.add_parser("compression-peer",
+                        help="listener that reports the compression of what it reads and answers with payloads")
+    add_common_options(sp, server=True, ws=True)
+    sp = sub.add_parser("set-metadata", help="store to_serialize(bytes) on a scheduler with set_metadata")
+    sp.add_argument("address")
+    sp.add_argument("--key", required=True, help="the metadata key")
+    sp.add_argument("--size", type=int, default=20000, help="bytes to store (default 20000)")
+    sp.add_argument("--fill", choices=["zeros", "pattern", "random"], default="zeros")
+    add_common_options(sp)
+
     sp = sub.add_parser("message-set", help="print msgpack frame 0 of each interop message")
     sp.add_argument("--max-hex", type=int, default=4096, help="print hex for frames up to this size")
     sp.add_argument("-v", "--verbose", action="store_true")
@@ -1223,6 +1355,8 @@ COMMANDS = {
     "rpc-server": cmd_rpc_server,
     "rpc-client": cmd_rpc_client,
     "batched-send": cmd_batched_send,
+    "compression-peer": cmd_compression_peer,
+    "set-metadata": cmd_set_metadata,
 }
 
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import statistics
@@ -681,6 +682,165 @@ async def cmd_conn_client(args):
 
 
 # --------------------------------------------------------------------------------------
+# compression (the compression table; bench/README.md, "The compression table")
+# --------------------------------------------------------------------------------------
+
+COMPRESS_FORMATS = ("off", "lz4", "zstd", "snappy", "zlib")
+COMPRESS_KINDS = ("sparse", "categorical", "random")
+
+
+def _compression_of(fmt):
+    return None if fmt == "off" else fmt
+
+
+def make_compress_handler():
+    """bulk counted (its data deserialized: decompressed, back to bytes), bulk-done replies;
+    as compressionHandler in compression_protocol.ts."""
+    from distributed.comm import CommClosedError
+
+    async def handler(comm):
+        nbytes = messages = 0
+        try:
+            while True:
+                msg = await comm.read()
+                op = msg.get("op") if type(msg) is dict else None
+                if op == "bulk":
+                    data = msg["data"]
+                    if not isinstance(data, (bytes, bytearray, memoryview)):
+                        raise TypeError(f"bulk data is not bytes: {type(data)}")
+                    nbytes += len(data)
+                    messages += 1
+                elif op == "bulk-done":
+                    await comm.write({"op": "bulk-done", "bytes": nbytes, "messages": messages})
+                    nbytes = messages = 0
+                else:
+                    await comm.write(msg)
+        except CommClosedError:
+            pass
+        except Exception:
+            logger.exception("compress-server: error on connection from %s", comm.peer_address)
+        finally:
+            await comm.close()
+
+    return handler
+
+
+async def cmd_compress_server(args):
+    """A listener per compression setting, each advertising it in its handshakes (Dask's
+    ``Listener.on_connection`` takes ``handshake_overrides``; ``listen`` does not pass any,
+    so each listener's is wrapped)."""
+    import functools
+
+    import_dask("none")
+    from distributed.comm import listen
+
+    listeners, addresses = [], {}
+    for fmt in args.formats.split(","):
+        listener = listen("tcp://127.0.0.1:0", make_compress_handler(), deserialize=True)
+        listener.on_connection = functools.partial(
+            type(listener).on_connection, listener, handshake_overrides={"compression": _compression_of(fmt)})
+        await listener.start()
+        listeners.append(listener)
+        addresses[fmt] = listener.contact_address
+    emit({"ready": True, "mode": "compress-server", "addresses": addresses, "pid": os.getpid()})
+    try:
+        await serve_until_done(args)
+    finally:
+        for listener in listeners:
+            listener.stop()
+    return 0
+
+
+async def compress_send(comm, payload, max_count, max_seconds, negotiated):
+    from distributed.protocol import to_serialize
+
+    t_cpu = os.times()
+    t0 = time.perf_counter()
+    deadline = t0 + max_seconds
+    count = 0
+    while count < max_count:
+        await comm.write({"op": "bulk", "data": to_serialize(payload)})
+        count += 1
+        if time.perf_counter() > deadline:
+            break
+    await comm.write({"op": "bulk-done"})
+    reply = await comm.read()
+    size = len(payload)
+    if (not isinstance(reply, dict) or reply.get("op") != "bulk-done" or reply.get("bytes") != size * count
+            or reply.get("messages") != count):
+        raise BenchError(f"sent {count} x {size} B, server acked {reply!r}")
+    seconds = time.perf_counter() - t0
+    t_end = os.times()
+    mib = size * count / MiB
+    return {"messages": count, "MiB": mib, "MiBps": mib / seconds, "seconds": seconds, "negotiated": negotiated,
+            "cpu_user_ms": (t_end.user - t_cpu.user) * 1000, "cpu_system_ms": (t_end.system - t_cpu.system) * 1000}
+
+
+def compression_ratios(payloads, formats):
+    """What each format makes of each payload (compressed / original), with Dask's own
+    compressors: the table's ratio column."""
+    from distributed.protocol.compression import compressions
+
+    out = {}
+    for kind, payload in payloads.items():
+        for fmt in formats:
+            if fmt != "off" and compressions.get(fmt, {}).get("compress"):
+                out[f"{kind}_{fmt}"] = round(len(compressions[fmt]["compress"](payload)) / len(payload), 4)
+    return out
+
+
+async def cmd_compress_client(args):
+    import_dask("none")
+    from distributed.comm import connect
+
+    label = args.label or "dask"
+    formats = args.formats.split(",")
+    kinds = args.kinds.split(",")
+    addresses = dict(pair.split("=", 1) for pair in args.addresses.split(","))
+    payloads = {}
+    for kind in kinds:
+        with open(os.path.join(args.payloads, f"{kind}.bin"), "rb") as f:
+            payloads[kind] = f.read()
+    comms = {}
+    for fmt in formats:
+        comm = await connect(addresses[fmt], timeout=10, deserialize=True,
+                             handshake_overrides={"compression": _compression_of(fmt)})
+        comms[fmt] = (comm, comm.handshake_options.get("compression"))
+    max_count = max(1, int(args.total_mib * MiB // (16 * MiB)))
+    phases = {}
+    for kind in kinds:
+        for fmt in formats:
+            comm, negotiated = comms[fmt]
+            phases[f"{kind}_{fmt}"] = functools.partial(
+                compress_send, comm, payloads[kind], max_count, args.seconds, negotiated)
+    try:
+        if not args.no_warm_up:
+            for kind in kinds:
+                for fmt in formats:
+                    comm, negotiated = comms[fmt]
+                    await compress_send(comm, payloads[kind], 2, 10, negotiated)
+        ratios = compression_ratios(payloads, formats)
+        if args.stepped:
+            emit({"warm": True, "pid": os.getpid(), "ratios": ratios})
+            async for line in stdin_lines():
+                words = line.split()
+                if len(words) == 2 and words[0] == "phase":
+                    if words[1] not in phases:
+                        raise ValueError(f"unknown phase {words[1]!r} (one of {', '.join(phases)})")
+                    emit({"ok": True, "phase": words[1], label: await phases[words[1]]()})
+        else:
+            raw = {}
+            for _ in range(args.reps):
+                for name, run in phases.items():
+                    raw.setdefault(name, []).append(await run())
+            emit({"ok": True, label: raw, "ratios": ratios})
+    finally:
+        for comm, _ in comms.values():
+            await comm.close()
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------
 
@@ -735,6 +895,24 @@ def build_parser():
     sp.add_argument("--n", type=int, default=2000, help="connects held open")
     sp.add_argument("--warm-up", type=int, default=200, help="connects (each closed) before the baseline")
     sp.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's traced memory (slower)")
+    sp = sub.add_parser("compress-server", help="a listener per compression setting (the compression table)")
+    sp.add_argument("--formats", default="off,lz4", help="comma-separated: off, lz4, zstd, snappy, zlib")
+    sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
+    sp.add_argument("--lifetime", type=float, default=300.0, help="exit after this many seconds at the latest")
+    sp.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin reaches EOF")
+    sp = sub.add_parser("compress-client", help="16 MiB to_serialize payloads, one way, per kind and compression")
+    sp.add_argument("--addresses", required=True, help="FORMAT=ADDRESS,... as compress-server printed them")
+    sp.add_argument("--payloads", required=True, help="the folder of sparse.bin, categorical.bin, random.bin")
+    sp.add_argument("--formats", default="off,lz4")
+    sp.add_argument("--kinds", default=",".join(COMPRESS_KINDS))
+    sp.add_argument("--label", default=None, help="output key (default: dask)")
+    sp.add_argument("--total-mib", type=float, default=256, help="max MiB of payload per phase")
+    sp.add_argument("--seconds", type=float, default=1.5, help="stop sending after this many seconds")
+    sp.add_argument("--reps", type=int, default=1)
+    sp.add_argument("--stepped", action="store_true", help="warm up, then one phase per stdin line 'phase NAME'")
+    sp.add_argument("--no-warm-up", action="store_true")
+    sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
+    sp.add_argument("--timeout", type=float, default=300.0, help="hard deadline for the whole command")
     return p
 
 
@@ -745,6 +923,8 @@ COMMANDS = {
     "rpc-client": cmd_rpc_client,
     "conn-server": cmd_conn_server,
     "conn-client": cmd_conn_client,
+    "compress-server": cmd_compress_server,
+    "compress-client": cmd_compress_client,
 }
 
 

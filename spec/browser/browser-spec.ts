@@ -22,9 +22,9 @@ import * as esbuild from 'esbuild';
 import type { BuildFailure, Metafile } from 'esbuild';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { ReplaySubject, type Subscription, filter, firstValueFrom, timeout } from 'rxjs';
-import { type Comm, type CommStatus, type Listener, listen, status$ } from 'rxcomm';
+import { type Comm, type CommStatus, daskCodec, type Listener, listen, status$, toSerialize } from 'rxcomm';
 import { ensureBuilt, installPacked, root } from '../package/build';
-import { BIG, BINARY_LENGTH, binaryPattern, describeValue, fnv1a, messageSet, type Described } from './messages';
+import { BIG, BINARY_LENGTH, binaryPattern, compressiblePattern, describeValue, fnv1a, messageSet, type Described } from './messages';
 import type { PageTests } from './page';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || process.env.PUPPETEER_EXECUTABLE_PATH || '/usr/bin/chromium';
@@ -116,6 +116,12 @@ async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promi
   }
 }
 
+/** `compressiblePattern()` as a payload compressed with `format`, kept as it is (`deserialize: false`) to be forwarded. */
+function compressedElsewhere(format: string): unknown {
+  const frames = daskCodec({ deserialize: true }).encode({ data: toSerialize(compressiblePattern()) }, { compression: format, maxMessageSize: 1 << 30 });
+  return (daskCodec({ deserialize: false }).decode(frames) as { data: unknown }).data;
+}
+
 /** The description of the message set as Node makes it: what both ends must see. */
 const expectedMessages = (): Described[] => messageSet().map(describeValue);
 
@@ -131,6 +137,7 @@ describe('rxcomm in a browser (headless Chromium)', () => {
   let statusSubscription: Subscription | undefined;
   let allowing: Listener | undefined;
   let refusing: Listener | undefined;
+  let compressing: Listener | undefined;
   const nodeComms: NodeComm[] = [];
   const refusedComms: Comm[] = [];
 
@@ -189,7 +196,26 @@ describe('rxcomm in a browser (headless Chromium)', () => {
       refusedComms.push(comm);
       comm.read$.subscribe(comm);
     });
-    await Promise.all([allowing.start(), refusing.start()]);
+    // lz4 advertised: it echoes a payload compressed, and on request sends one payload
+    // compressed in each format whatever was negotiated (a scheduler forwards them so).
+    compressing = listen(
+      'ws://127.0.0.1:0',
+      (comm) => {
+        comm.read$.subscribe(async (message) => {
+          const { op, data } = message as { op: string; data: Uint8Array };
+          if (op === 'echo') {
+            const echo = { op, data: toSerialize(data), wireSize: 0 };
+            echo.wireSize = await comm.write(echo);
+          } else {
+            for (const format of ['lz4', 'zstd', 'snappy', 'zlib']) await comm.write({ op: format, data: compressedElsewhere(format) });
+          }
+        });
+      },
+      { allowedOrigins: [origin], compression: 'lz4' },
+    );
+    await Promise.all([allowing.start(), refusing.start(), compressing.start()]);
+    // zstd's encoder (WebAssembly) loads with the first listen that names it.
+    await listen('inproc://', { compression: 'zstd' }).start().then((zstd) => zstd.stop());
 
     browser = await puppeteer.launch({
       executablePath,
@@ -228,6 +254,7 @@ describe('rxcomm in a browser (headless Chromium)', () => {
     }
     allowing?.stop();
     refusing?.stop();
+    compressing?.stop();
     for (const { comm } of nodeComms) comm.abort();
     for (const comm of refusedComms) comm.abort();
     if (pageServer) {
@@ -370,6 +397,17 @@ describe('rxcomm in a browser (headless Chromium)', () => {
     expect(message).toContain(`origin ${origin} refused (403)`);
     expect(refusedComms).toEqual([]);
   });
+
+  it('should compress with lz4 both ways, read every format with its pure-JS decoders, and refuse to choose zstd', async () => {
+    const report = await inPage('compression', compressing!.contactAddress);
+    expect(report.negotiated).toBe('lz4');
+    expect(report.wireSize).toBeLessThan(BINARY_LENGTH / 10);
+    expect(report.echo).toEqual({ firstMismatch: -1, wireSize: expect.any(Number) });
+    expect(report.echo.wireSize).toBeLessThan(BINARY_LENGTH / 10);
+    const intact = { isUint8Array: true, firstMismatch: -1 };
+    expect(report.formats).toEqual({ lz4: intact, zstd: intact, snappy: intact, zlib: intact });
+    expect(report.zstdRefused).toBe("compression 'zstd' cannot compress on this platform (it reads zstd payloads, but has no zstd encoder)");
+  }, 60_000);
 
   it('should refuse tcp:// with an UnknownSchemeError saying it needs Node.js', async () => {
     expect(await inPage('connectError', 'tcp://127.0.0.1:1', 2000)).toEqual({

@@ -32,6 +32,20 @@ export function firstMismatch(bytes: Uint8Array): number {
   return bytes.length === expected.length ? -1 : length;
 }
 
+/** 1 MiB that every compression shrinks more than tenfold: the pseudo-random pattern, one byte in 64. */
+export function compressiblePattern(): Uint8Array {
+  const random = binaryPattern();
+  return new Uint8Array(BINARY_LENGTH).map((_, i) => (i % 64 === 0 ? random[i] : 0));
+}
+
+/** The first index where `bytes` differs from `compressiblePattern()` (its length if shorter or longer), or -1. */
+export function firstCompressibleMismatch(bytes: Uint8Array): number {
+  const expected = compressiblePattern();
+  const length = Math.min(bytes.length, expected.length);
+  for (let i = 0; i < length; i++) if (bytes[i] !== expected[i]) return i;
+  return bytes.length === expected.length ? -1 : length;
+}
+
 /** The message set: one message per kind of value a Dask peer sends. */
 export function messageSet(): unknown[] {
   return [

@@ -9,9 +9,9 @@
  * never `window`.
  */
 import { firstValueFrom } from 'rxjs';
-import { CommClosedError, connect, listen, UnknownSchemeError, type Comm } from 'rxcomm';
+import { CommClosedError, connect, listen, toSerialize, UnknownSchemeError, type Comm } from 'rxcomm';
 import { createCommPair } from 'rxcomm/testing';
-import { describeValue, firstMismatch, messageSet, type Described } from './messages';
+import { compressiblePattern, describeValue, firstCompressibleMismatch, firstMismatch, messageSet, type Described } from './messages';
 
 /** How long the page waits for anything before it gives up and says what it was waiting for. */
 const DEADLINE_MS = 30_000;
@@ -175,6 +175,40 @@ const tests = {
     }
   },
 
+  /**
+   * Compression in the page: lz4 negotiated with a Node listener, a payload compressed here
+   * and one compressed there, then one payload in each format the listener sends
+   * unasked; zstd refused as an option (a page has no zstd encoder).
+   */
+  async compression(address: string): Promise<CompressionReport> {
+    let zstdRefused = 'not refused';
+    try {
+      connect(address, { compression: 'zstd' });
+    } catch (err) {
+      zstdRefused = errorReport(err).message;
+    }
+    const comm = await withDeadline(firstValueFrom(connect(address, { timeout: 20_000, compression: 'lz4' })), `connect('${address}', lz4)`);
+    try {
+      const wireSize = await comm.write({ op: 'echo', data: toSerialize(compressiblePattern()) });
+      const echoed = (await withDeadline(comm.read(), 'the echo')) as { op: string; data: Uint8Array; wireSize: number };
+      await comm.write({ op: 'formats' });
+      const formats: CompressionReport['formats'] = {};
+      for (let i = 0; i < 4; i++) {
+        const { op, data } = (await withDeadline(comm.read(), 'a payload of each format')) as { op: string; data: Uint8Array };
+        formats[op] = { isUint8Array: data instanceof Uint8Array, firstMismatch: firstCompressibleMismatch(data) };
+      }
+      return {
+        negotiated: comm.handshakeOptions.compression,
+        wireSize,
+        echo: { firstMismatch: firstCompressibleMismatch(echoed.data), wireSize: echoed.wireSize },
+        formats,
+        zstdRefused,
+      };
+    } finally {
+      await comm.close();
+    }
+  },
+
   /** A connect that must fail: its error, or what it connected to (the comm is aborted). */
   async connectError(address: string, timeout: number): Promise<{ connected: string } | { error: ErrorReport }> {
     try {
@@ -186,6 +220,17 @@ const tests = {
     }
   },
 };
+
+export interface CompressionReport {
+  negotiated: string | null;
+  /** What the page's compressed write took on the wire. */
+  wireSize: number;
+  /** The payload as the Node side compressed it back, and its size on the wire there. */
+  echo: { firstMismatch: number; wireSize: number };
+  /** One payload per format, compressed by the Node side whatever was negotiated. */
+  formats: Record<string, { isUint8Array: boolean; firstMismatch: number }>;
+  zstdRefused: string;
+}
 
 export type PageTests = typeof tests;
 
