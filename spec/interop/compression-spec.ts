@@ -38,6 +38,8 @@ function patternBytes(n: number): Buffer {
   return bytes;
 }
 
+const MiB = 1024 * 1024;
+
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Byte-exact comparison whatever the Uint8Array subclass (Buffer or not). */
@@ -88,8 +90,8 @@ const REPLY_PAYLOADS = {
   random: { size: 30_000, fill: 'random' },
 };
 
-async function exchange(comm: Comm, data: unknown, serializers: string[] | null): Promise<Exchanged> {
-  await comm.write({ op: 'exchange', data, reply_payloads: REPLY_PAYLOADS, serializers });
+async function exchange(comm: Comm, data: unknown, serializers: string[] | null, replyPayloads: object = REPLY_PAYLOADS): Promise<Exchanged> {
+  await comm.write({ op: 'exchange', data, reply_payloads: replyPayloads, serializers });
   const reply = (await comm.read()) as Exchanged;
   expect(reply.op).toBe('exchanged');
   return reply;
@@ -150,6 +152,34 @@ describeInterop("Dask's frame compression against real Dask", () => {
         await raw.close();
       }
     }, 90_000);
+
+    it("should store an rxcomm payload compressed with 'auto' (lz4), read back decoded by a comm that negotiated none", async () => {
+      const key = `rx-auto-${transport.name}`;
+      const stored = patternBytes(50_000);
+      const writer = await firstValueFrom(connect(scheduler.ready().address, { timeout: 10_000, compression: 'auto', ...transport.rxConnect() }));
+      try {
+        expect(writer.localInfo.compression).toBe('lz4'); // 'auto' is advertised by its name, as Dask does
+        expect(writer.handshakeOptions.compression).toBe('lz4');
+        await writer.write({ op: 'set_metadata', keys: [key], value: toSerialize(stored), reply: true });
+        expect(await writer.read()).toBeNull();
+      } finally {
+        await writer.close();
+      }
+      const reader = await scheduler.connect();
+      expect(reader.handshakeOptions.compression).toBeNull();
+      await reader.write({ op: 'get_metadata', keys: [key], reply: true });
+      expectBytes(await reader.read(), stored, 'the stored payload, msgpack serializer');
+      const raw = await firstValueFrom(connect(scheduler.ready().address, { timeout: 10_000, deserialize: false, ...transport.rxConnect() }));
+      try {
+        await raw.write({ op: 'get_metadata', keys: [key], reply: true });
+        const opaque = (await raw.read()) as Serialized;
+        expect(opaque).toBeInstanceOf(Serialized);
+        expect(opaque.header).toMatchObject({ serializer: 'msgpack', compression: ['lz4'], 'num-sub-frames': 1 });
+        expect(opaque.frames[0].length).toBeLessThan(stored.length / 2);
+      } finally {
+        await raw.close();
+      }
+    }, 60_000);
   });
 
   describe.each(interopTransports)('rxcomm connecting to a Dask listener over $name', (transport) => {
@@ -159,6 +189,8 @@ describeInterop("Dask's frame compression against real Dask", () => {
       await Promise.all(opened.splice(0).map((comm) => comm.close()));
       await stopAllPeers();
     });
+
+    const ws = transport.name === 'ws' || transport.name === 'wss';
 
     async function daskPeer(name: Name): Promise<ReadyLine> {
       const { ready } = await startServer(['compression-peer', '--compression', name, ...transport.pyServer()]);
@@ -243,6 +275,36 @@ describeInterop("Dask's frame compression against real Dask", () => {
       const rawPattern = rawReply.payloads.pattern as Serialized;
       expect(rawPattern.frames[0].length).toBeLessThan(100_000 / 2);
       expect((rawReply.payloads.random as Serialized).frames[0].length).toBeGreaterThanOrEqual(30_000);
+    }, 60_000);
+
+    it.each(NAMES)('should carry a 9 MiB %s payload both ways (over ws Dask compresses each 8 MiB shard apart)', async (name) => {
+      const size = 9 * MiB;
+      const big = patternBytes(size);
+      const ready = await daskPeer(name);
+      const comm = await connectTo(ready, name);
+      expect(comm.handshakeOptions.compression).toBe(name);
+      const reply = await exchange(comm, { big: toSerialize(big) }, ['msgpack'], { big: { size, fill: 'pattern' } });
+      // rxcomm -> Python: one compressed frame (rxcomm does not shard), decoded by Dask.
+      expect(compressionOf(reply.received)).toEqual([[name]]);
+      expect(reply.received.lengths[2]).toBeLessThan(size / 2);
+      expect(reply.data_described.big).toEqual({ type: 'bytes', len: size, sha256: sha256(big) });
+      // Python -> rxcomm, msgpack serializer: the shards joined and decoded.
+      expectBytes(reply.payloads.big, big, `${name} 9 MiB from Python`);
+      // The `dask` serializer: a Serialized of the decompressed shards.
+      const daskReply = await exchange(comm, { tiny: 1 }, null, { big: { size, fill: 'pattern' } });
+      const serialized = daskReply.payloads.big as Serialized;
+      expect(serialized).toBeInstanceOf(Serialized);
+      const shards = ws ? 2 : 1;
+      expect(serialized.header).toMatchObject({ serializer: 'dask', compression: Array(shards).fill(null), 'split-num-sub-frames': [shards] });
+      expect(serialized.frames.map((frame) => frame.length)).toEqual(ws ? [8 * MiB, MiB] : [size]);
+      expectBytes(Buffer.concat(serialized.frames), big, `${name} 9 MiB from Python, dask serializer`);
+      // As they travelled: each shard labelled.
+      const raw = await connectTo(ready, name, false);
+      const rawReply = await exchange(raw, { tiny: 1 }, ['msgpack'], { big: { size, fill: 'pattern' } });
+      const opaque = rawReply.payloads.big as Serialized;
+      expect(opaque).toBeInstanceOf(Serialized);
+      expect(opaque.header).toMatchObject({ serializer: 'msgpack', compression: Array(shards).fill(name), 'num-sub-frames': shards });
+      for (const frame of opaque.frames) expect(frame.length).toBeLessThan(4 * MiB);
     }, 60_000);
 
     it('should send nothing compressed, yet read compressed payloads, when the names differ', async () => {
