@@ -43,6 +43,8 @@ export const LAYERS: Layer[] = [
     mayImport: ['transports/inproc', 'transports/ws', 'registry', 'status', 'errors'],
     packages: [],
   },
+  // The `rxcomm` command: the public API only, as a user's program would use it.
+  { name: 'cli', paths: ['cli'], mayImport: ['index'], packages: ['rxjs', 'node'] },
   { name: 'testing', paths: ['testing'], mayImport: anything, packages: ['rxjs', 'node'] },
   {
     // Above comms, as Dask's core.py: uses connect and comms, never a transport.
