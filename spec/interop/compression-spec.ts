@@ -7,7 +7,8 @@
  *    `distributed.Scheduler`; the scheduler keeps it as it came (lz4-compressed) and
  *    forwards it untouched to an rxcomm comm that negotiated no compression. rxcomm reads
  *    back the 20,000 zero bytes; with `deserialize: false` it sees the payload as it
- *    travelled, labelled ['lz4'].
+ *    travelled, labelled ['lz4']. The other way: rxcomm with `compression: 'auto'` (lz4)
+ *    stores a `toSerialize` payload the same way, and a comm that negotiated none reads it.
  * 2, 3. For each of lz4, zstd, snappy and zlib: a Dask listener configured with
  *    `distributed.comm.compression = NAME` (`dask_peer.py compression-peer --compression
  *    NAME`) and an rxcomm comm with `compression: NAME` negotiate NAME. rxcomm's
@@ -15,7 +16,9 @@
  *    or when small), as Python reports from the raw frames it read, and Dask's own
  *    `loads` decodes them to the values sent. Python's payloads (Dask's `maybe_compress`)
  *    reach rxcomm labelled NAME and are read: msgpack-serialized ones as values, `dask`
- *    serializer ones as a `Serialized` of decompressed frames.
+ *    serializer ones as a `Serialized` of decompressed frames. A 9 MiB payload too: over
+ *    ws/wss Dask cuts payloads into 8 MiB shards and compresses each apart. With different
+ *    names on the two sides nothing is compressed either way, and all is still read.
  * 4. The listening side: an rxcomm listener with `compression: NAME` negotiates NAME with
  *    Dask's `serialized-roundtrip` client, reads Dask's compressed payloads (numpy arrays,
  *    bytes, pickles) and hands back their decompressed frames, which Python deserializes
@@ -107,7 +110,7 @@ describeInterop("Dask's frame compression against real Dask", () => {
     expect(livePeerCount()).toBe(0);
   });
 
-  describe.each(interopTransports)('pass-through of a stored lz4 payload, through a Scheduler over $name', (transport) => {
+  describe.each(interopTransports)('pass-through of stored lz4 payloads, through a Scheduler over $name', (transport) => {
     const scheduler = usePythonServer('scheduler', transport);
 
     it('should read back the 20,000 zero bytes a Python client stored, labelled lz4, on a comm that negotiated none', async () => {
