@@ -23,6 +23,8 @@ import type { BuildFailure, Metafile } from 'esbuild';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { ReplaySubject, type Subscription, filter, firstValueFrom, timeout } from 'rxjs';
 import { type Comm, type CommStatus, daskCodec, type Listener, listen, status$, toSerialize } from 'rxcomm';
+import { startBridge } from '../helpers/cli';
+import { daskAvailability, startServer } from '../interop/dask-peer';
 import { ensureBuilt, installPacked, root } from '../package/build';
 import { BIG, BINARY_LENGTH, binaryPattern, compressiblePattern, describeValue, fnv1a, messageSet, type Described } from './messages';
 import type { PageTests } from './page';
@@ -408,6 +410,26 @@ describe('rxcomm in a browser (headless Chromium)', () => {
     expect(report.formats).toEqual({ lz4: intact, zstd: intact, snappy: intact, zlib: intact });
     expect(report.zstdRefused).toBe("compression 'zstd' cannot compress on this platform (it reads zstd payloads, but has no zstd encoder)");
   }, 60_000);
+
+  // Dask's own ws listener refuses other origins: a page reaches a scheduler through the bridge.
+  (daskAvailability().available || process.env.CI ? it : it.skip)(
+    "should get a real Dask scheduler's identity through `rxcomm bridge ws:// tcp://`",
+    async () => {
+      const scheduler = await startServer(['scheduler']);
+      const { bridge, address } = await startBridge('ws://127.0.0.1:0', scheduler.ready.address, ['--allow-origin', origin]);
+      try {
+        const identity = await inPage('schedulerIdentity', address);
+        // The page's handshake is with the bridge (rxcomm: no compression); the bridge's with Dask.
+        expect(identity).toEqual({ type: 'Scheduler', id: scheduler.ready.id, remoteCompression: null });
+      } finally {
+        expect(await bridge.interrupt()).toBe(0);
+        await scheduler.peer.stop();
+      }
+      expect(bridge.stderr).toContain('bridged 1 comm (0 could not reach');
+      expect(bridge.stderr).toContain('1 message to the target, 1 back');
+    },
+    90_000,
+  );
 
   it('should refuse tcp:// with an UnknownSchemeError saying it needs Node.js', async () => {
     expect(await inPage('connectError', 'tcp://127.0.0.1:1', 2000)).toEqual({

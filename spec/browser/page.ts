@@ -209,6 +209,18 @@ const tests = {
     }
   },
 
+  /** A Dask scheduler's identity, asked over `address` (an `rxcomm bridge` to one). */
+  async schedulerIdentity(address: string): Promise<{ type: unknown; id: unknown; remoteCompression: unknown }> {
+    const comm = await withDeadline(firstValueFrom(connect(address, { timeout: 20_000 })), `connect('${address}')`);
+    try {
+      await comm.write({ op: 'identity', reply: true });
+      const identity = (await withDeadline(comm.read(), 'the identity reply')) as { type?: unknown; id?: unknown };
+      return { type: identity.type, id: identity.id, remoteCompression: comm.remoteInfo.compression };
+    } finally {
+      await comm.close();
+    }
+  },
+
   /** A connect that must fail: its error, or what it connected to (the comm is aborted). */
   async connectError(address: string, timeout: number): Promise<{ connected: string } | { error: ErrorReport }> {
     try {

@@ -39,6 +39,8 @@ function forward(from: Comm, to: Comm, count: () => void, ended: () => void): vo
   });
 }
 
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export const bridge: Command = {
   spec: {
     name: 'bridge',
@@ -96,7 +98,7 @@ export const bridge: Command = {
     await Promise.all([...open].map((comm) => comm.close()));
     const { comms, unreachable, toTarget: sent, fromTarget: received } = counts;
     if (values.json) out(json({ event: 'stopped', ...counts }));
-    else err(`bridged ${comms} comm${comms === 1 ? '' : 's'} (${unreachable} could not reach ${TARGET_ADDR}): ${sent} messages to the target, ${received} back`);
+    else err(`bridged ${plural(comms, 'comm')} (${unreachable} could not reach ${TARGET_ADDR}): ${plural(sent, 'message')} to the target, ${received} back`);
     return EXIT.ok;
   },
 };
