@@ -129,6 +129,19 @@ describe('Dask\'s rule for compressing', () => {
     expect(Buffer.from((deserializing.decode(frames) as { data: Uint8Array }).data).equals(random)).toBe(true);
   });
 
+  it.each([0, 5, 9, 10, 11, 250, 251, 300, 70_000])(
+    'should compress a large bin whose first %i bytes do not repeat without joining it to its header (lz4)',
+    (literals) => {
+      // The bin's header becomes extra literals of the first sequence: every literal-length encoding.
+      const value = new Uint8Array(literals + 100_000);
+      value.set(Uint8Array.from(fc.sample(fc.integer({ min: 0, max: 255 }), { numRuns: literals, seed: literals })), 0);
+      const frames = deserializing.encodePieces!({ data: toSerialize(value) }, context('lz4'));
+      expect((opaque.decode(frames as Uint8Array[]) as { data: Serialized }).data.header).toMatchObject({ compression: ['lz4'] });
+      const decoded = deserializing.decode(frames as Uint8Array[]) as { data: Uint8Array };
+      expect(Buffer.from(decoded.data).equals(value)).toBe(true);
+    },
+  );
+
   it('should compress nothing without a negotiated compression, nor an already serialized payload', () => {
     const zeros = new Uint8Array(100_000);
     const none = deserializing.encode({ data: toSerialize(zeros) }, context(null));

@@ -13,7 +13,7 @@
  */
 import { ProtocolError } from '../../errors';
 import { allocUnsafeSlow } from '../bytes';
-import { lz4Compress, lz4Decompress } from './lz4';
+import { lz4Compress, lz4Decompress, lz4Prepend } from './lz4';
 import { snappyCompressBlock, snappyDecompress } from './snappy';
 import { zlibCompress, zlibDecompress } from './zlib';
 import { zstdDecompress } from './zstd';
@@ -125,7 +125,12 @@ export function maybeCompress(pieces: readonly Uint8Array[], name: CompressionNa
   if (compress === undefined || size < MIN_COMPRESS_SIZE || size > MAX_COMPRESS_SIZE) return undefined;
   const sample = byteSample(largest);
   if (compress(sample).length > MIN_COMPRESSION_RATIO * sample.length) return undefined;
-  const compressed = compress(pieces.length === 1 ? pieces[0] : joinPieces(pieces, size));
+  const compressed =
+    pieces.length === 1
+      ? compress(pieces[0])
+      : name === 'lz4' && pieces.length === 2 && pieces[0].length < 64
+        ? lz4Prepend(pieces[0], compress(pieces[1])) // a bin's header, then the caller's buffer: no join
+        : compress(joinPieces(pieces, size));
   return compressed.length <= MIN_COMPRESSION_RATIO * size ? compressed : undefined;
 }
 

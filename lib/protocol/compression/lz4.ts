@@ -102,6 +102,40 @@ function copyMatch(out: Uint8Array, op: number, offset: number, length: number):
   }
 }
 
+/**
+ * The size-prefixed block of `head` followed by the bytes `compressed` holds, without
+ * joining them first: `head` becomes extra literals of the block's first sequence. For a
+ * frame sent as pieces (a msgpack bin's few header bytes, then the caller's large buffer),
+ * this saves copying the buffer only to compress it. Offsets are distances back, so the
+ * rest of the block stays valid as it is.
+ */
+export function lz4Prepend(head: Uint8Array, compressed: Uint8Array): Uint8Array {
+  const size = lz4DeclaredSize(compressed) + head.length;
+  let ip = 4;
+  const token = compressed[ip++];
+  let literals = token >>> 4;
+  if (literals === 15) {
+    let more: number;
+    do {
+      more = compressed[ip++];
+      literals += more;
+    } while (more === 255);
+  }
+  const total = literals + head.length;
+  const out = new Uint8Array(compressed.length + head.length + Math.ceil(total / 255) + 1);
+  out[0] = size & 0xff;
+  out[1] = (size >>> 8) & 0xff;
+  out[2] = (size >>> 16) & 0xff;
+  out[3] = (size >>> 24) & 0xff;
+  let op = 4;
+  out[op++] = (Math.min(total, 15) << 4) | (token & 15);
+  if (total >= 15) op = writeLength(out, op, total - 15);
+  out.set(head, op);
+  op += head.length;
+  out.set(compressed.subarray(ip), op);
+  return out.subarray(0, op + compressed.length - ip);
+}
+
 /** The largest compressed size of `n` bytes (lz4's `LZ4_compressBound`), plus the size prefix. */
 function compressBound(n: number): number {
   return 4 + n + Math.floor(n / 255) + 16;
