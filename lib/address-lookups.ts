@@ -6,7 +6,17 @@ import { AddressError } from './errors';
 import { getBackend } from './registry';
 import { parseAddress, pyRepr, unparseAddress } from './addresses';
 
-/** The host part of an address: `getAddressHost('tcp://1.2.3.4:80')` is `1.2.3.4`. */
+/**
+ * The host part of an address, as the scheme's backend reads it.
+ *
+ * ## Example
+ * ```ts
+ * getAddressHost('tcp://1.2.3.4:80');  // '1.2.3.4'
+ * getAddressHost('tcp://[::1]:8786');  // '::1'
+ * ```
+ *
+ * @group Addresses
+ */
 export function getAddressHost(addr: string): string {
   const [scheme, location] = parseAddress(addr);
   return getBackend(scheme).getAddressHost(location);
@@ -19,6 +29,8 @@ export function getAddressHost(addr: string): string {
  * ```ts
  * getAddressHostPort('tcp://[::1]:8786'); // ['::1', 8786]
  * ```
+ *
+ * @group Addresses
  */
 export function getAddressHostPort(addr: string): [host: string, port: number] {
   const [scheme, location] = parseAddress(addr);
@@ -32,6 +44,13 @@ export function getAddressHostPort(addr: string): [host: string, port: number] {
 /**
  * Resolves the host name in an address to an IP: `tcp://localhost:80` becomes
  * `tcp://127.0.0.1:80` (IPv4 preferred). Wildcards and inproc addresses stay as they are.
+ *
+ * ## Example
+ * ```ts
+ * await resolveAddress('tcp://localhost:8786'); // 'tcp://127.0.0.1:8786'
+ * ```
+ *
+ * @group Addresses
  */
 export async function resolveAddress(addr: string): Promise<string> {
   const [scheme, location] = parseAddress(addr);
@@ -40,7 +59,14 @@ export async function resolveAddress(addr: string): Promise<string> {
 
 /**
  * The local address a connection to `addr` would leave from, without a port:
- * `getLocalAddressFor('tcp://127.0.0.1:80')` is `tcp://127.0.0.1`.
+ * Dask's `get_local_address_for`: an address to listen on that `addr` can reach.
+ *
+ * ## Example
+ * ```ts
+ * await getLocalAddressFor('tcp://127.0.0.1:80'); // 'tcp://127.0.0.1'
+ * ```
+ *
+ * @group Addresses
  */
 export async function getLocalAddressFor(addr: string): Promise<string> {
   const [scheme, location] = parseAddress(addr);

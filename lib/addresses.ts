@@ -4,7 +4,17 @@
  */
 import { AddressError } from './errors';
 
-/** The scheme used when an address has none, as in Dask. */
+/**
+ * The scheme used when an address has none, as in Dask.
+ *
+ * ## Example
+ * ```ts
+ * const [scheme] = parseAddress('127.0.0.1:8786');
+ * scheme === DEFAULT_SCHEME; // true: 'tcp'
+ * ```
+ *
+ * @group Addresses
+ */
 export const DEFAULT_SCHEME = 'tcp';
 
 /** Python's `repr()` of a string, so messages read exactly like Dask's. */
@@ -26,7 +36,10 @@ function expectString(value: unknown): asserts value is string {
  * ```ts
  * parseAddress('tls://10.0.0.1:8786'); // ['tls', '10.0.0.1:8786']
  * parseAddress('127.0.0.1:8786');      // ['tcp', '127.0.0.1:8786']
+ * parseAddress('127.0.0.1:8786', true); // throws AddressError: no scheme
  * ```
+ *
+ * @group Addresses
  */
 export function parseAddress(addr: string, strict = false): [scheme: string, location: string] {
   expectString(addr);
@@ -42,12 +55,32 @@ export function parseAddress(addr: string, strict = false): [scheme: string, loc
   return [addr.slice(0, at), addr.slice(at + 3)];
 }
 
-/** The inverse of `parseAddress`: `unparseAddress('tcp', '[::1]:80')` is `tcp://[::1]:80`. */
+/**
+ * The inverse of `parseAddress`.
+ *
+ * ## Example
+ * ```ts
+ * unparseAddress('tcp', '[::1]:80');              // 'tcp://[::1]:80'
+ * unparseAddress(...parseAddress('tls://h:8786')); // 'tls://h:8786'
+ * ```
+ *
+ * @group Addresses
+ */
 export function unparseAddress(scheme: string, location: string): string {
   return `${scheme}://${location}`;
 }
 
-/** Adds the default scheme where it is missing: `normalizeAddress('h:1')` is `tcp://h:1`. */
+/**
+ * Adds the default scheme where it is missing.
+ *
+ * ## Example
+ * ```ts
+ * normalizeAddress('h:1');        // 'tcp://h:1'
+ * normalizeAddress('inproc://x'); // 'inproc://x'
+ * ```
+ *
+ * @group Addresses
+ */
 export function normalizeAddress(addr: string): string {
   return unparseAddress(...parseAddress(addr));
 }
@@ -62,6 +95,8 @@ export function normalizeAddress(addr: string): string {
  * parseHostPort('[::1]:8786');      // ['::1', 8786]
  * parseHostPort('localhost', 8786); // ['localhost', 8786]
  * ```
+ *
+ * @group Addresses
  */
 export function parseHostPort(
   address: string | readonly [string, number],
@@ -103,7 +138,18 @@ export function parseHostPort(
   return [host, toPort(rest.slice(colon + 1))];
 }
 
-/** `unparseHostPort('::1', 80)` is `[::1]:80`; without a port, just the (bracketed) host. */
+/**
+ * The inverse of `parseHostPort`: IPv6 hosts get their brackets back; without a port,
+ * just the host.
+ *
+ * ## Example
+ * ```ts
+ * unparseHostPort('::1', 80);   // '[::1]:80'
+ * unparseHostPort('localhost'); // 'localhost'
+ * ```
+ *
+ * @group Addresses
+ */
 export function unparseHostPort(host: string, port?: number | null): string {
   const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return port === undefined || port === null ? bracketed : `${bracketed}:${port}`;

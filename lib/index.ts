@@ -7,6 +7,8 @@
  * backend discovery and Node's status outputs (platform/node.ts), then exports the
  * platform-neutral API (api.ts). Bundlers that honour the `browser` condition take
  * browser.ts instead.
+ *
+ * @module rxcomm
  */
 import './platform/node';
 

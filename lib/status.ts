@@ -4,15 +4,30 @@
  * here as typed events. Nothing is swallowed: with nobody subscribed, failures are
  * printed as warnings, repeats collapsed into a count; with `NODE_DEBUG=rxcomm`, every
  * event is printed as it happens.
- *
- * ## Example
- * ```ts
- * status$.pipe(filter((e) => e.type === 'connect:retry'))
- *   .subscribe((e) => console.log(`retrying ${e.address} in ${e.delay} ms`, e.error.message));
- * ```
  */
 import { Observable, Subject } from 'rxjs';
 
+/**
+ * One status event: a union discriminated by `type`, whose prefix names the part that
+ * reports it (`connect:`, `listen:`, `comm:`, `serve:`).
+ *
+ * ## Example
+ * ```ts
+ * function describe(event: CommStatus): string {
+ *   switch (event.type) {
+ *     case 'connect:retry':
+ *       return `attempt ${event.attempt} on ${event.address} failed; next in ${event.delay} ms`;
+ *     case 'comm:aborted':
+ *       return `${event.peerAddress} aborted: ${event.error.message}`;
+ *     default:
+ *       return event.type;
+ *   }
+ * }
+ * status$.subscribe((event) => console.log(describe(event)));
+ * ```
+ *
+ * @group Status events
+ */
 export type CommStatus =
   /** A connect attempt failed and another follows after `delay` ms. */
   | { type: 'connect:retry'; address: string; attempt: number; delay: number; error: Error }
@@ -48,7 +63,18 @@ export const REPEAT_WINDOW_MS = 10_000;
 
 const events = new Subject<CommStatus>();
 
-/** Every status event of this process, hot: subscribe before the events you want. */
+/**
+ * Every status event of this process, hot: subscribe before the events you want.
+ * Subscribing also stops the warnings printed for unobserved failures.
+ *
+ * ## Example
+ * ```ts
+ * status$.pipe(filter((e) => e.type === 'connect:retry'))
+ *   .subscribe((e) => console.log(`retrying ${e.address} in ${e.delay} ms`, e.error.message));
+ * ```
+ *
+ * @group Status events
+ */
 export const status$: Observable<CommStatus> = events.asObservable();
 
 const failures = new Set<CommStatus['type']>([

@@ -25,13 +25,37 @@ import { UnreadMessages } from './unread-messages';
  */
 let delivering: Comm | undefined;
 
-/** A Comm's settings, resolved from `CommConfig` (see the options for their meaning). */
+/**
+ * A Comm's settings, resolved from `CommConfig` (see the options for their meaning):
+ * what the `Comm` constructor takes, every one given.
+ *
+ * ## Example
+ * ```ts
+ * // A comm on a connection of your own (here a test pair), as a fake backend makes one.
+ * const [end] = createConnectionPair();
+ * const settings: CommSettings = {
+ *   readHighWaterMark: 1024,
+ *   readHighWaterMarkBytes: 64 * 1024 * 1024,
+ *   writeBufferLimit: 64 * 1024 * 1024,
+ *   closeTimeout: 10_000,
+ *   deadPeerTimeout: 0,
+ *   compression: null,
+ * };
+ * const comm = new Comm(end, settings);
+ * ```
+ *
+ * @group Comms
+ */
 export interface CommSettings {
+  /** {@link CommConfig.readHighWaterMark}. */
   readHighWaterMark: number;
+  /** {@link CommConfig.readHighWaterMarkBytes}. */
   readHighWaterMarkBytes: number;
+  /** {@link CommConfig.writeBufferLimit}. */
   writeBufferLimit: number;
+  /** {@link CommConfig.closeTimeout}. */
   closeTimeout: number;
-  /** 0: no dead-peer watch. */
+  /** {@link CommConfig.deadPeerTimeout}; 0: no dead-peer watch. */
   deadPeerTimeout: number;
   /** What the handshake advertises (`'auto'` already resolved): a label, or null for none. */
   compression: string | null;
@@ -39,12 +63,34 @@ export interface CommSettings {
   scheduler?: SchedulerLike;
 }
 
-/** The handshake map each side sends (`{compression, python, 'pickle-protocol'}` and extras). */
+/**
+ * The handshake map each side sends (`{compression, python, 'pickle-protocol'}` and extras).
+ *
+ * ## Example
+ * ```ts
+ * const peer: HandshakeInfo = comm.remoteInfo;
+ * console.log(peer.address, peer.python, peer['pickle-protocol']);
+ * ```
+ *
+ * @group Comms
+ */
 export type HandshakeInfo = Record<string, unknown>;
 
-/** What the two handshakes agreed on. */
+/**
+ * What the two handshakes agreed on.
+ *
+ * ## Example
+ * ```ts
+ * const { compression } = comm.handshakeOptions;
+ * console.log(compression === null ? 'uncompressed' : `payloads compressed with ${compression}`);
+ * ```
+ *
+ * @group Comms
+ */
 export interface HandshakeOptions {
+  /** The compression both sides advertised, or null: what this side writes payloads with. */
   compression: string | null;
+  /** The lower of the two sides' pickle protocols, as Dask picks it. */
   'pickle-protocol': number;
 }
 
@@ -74,6 +120,8 @@ interface PendingRead {
  * console.log(await comm.read());
  * await comm.close();
  * ```
+ *
+ * @group Comms
  */
 export class Comm implements Observer<unknown> {
   /**
@@ -139,6 +187,7 @@ export class Comm implements Observer<unknown> {
     return (this.localInfoValue ??= {});
   }
 
+  /** Replaces what `localInfo` returns: `rxcomm/testing` sets it on comms that skip the handshake. */
   set localInfo(info: HandshakeInfo) {
     this.localInfoValue = info;
   }
@@ -149,6 +198,7 @@ export class Comm implements Observer<unknown> {
     return (this.remoteInfoValue ??= {});
   }
 
+  /** Replaces what `remoteInfo` returns, as `localInfo`'s setter does. */
   set remoteInfo(info: HandshakeInfo) {
     this.remoteInfoValue = info;
   }

@@ -6,7 +6,25 @@
  * The generic `Comm` wraps one `Connection` and gives it the public contract.
  */
 
-/** Where a connection delivers what it reads. Called in order, never after `complete` or `error`. */
+/**
+ * Where a connection delivers what it reads. Called in order, never after `complete` or
+ * `error`. A `Comm` is the usual sink; a test may open a connection on one of its own.
+ *
+ * ## Example
+ * ```ts
+ * const [a, b] = createConnectionPair();
+ * const sink: ConnectionSink = {
+ *   next: (message, nbytes) => console.log(message, nbytes),
+ *   complete: () => console.log('the peer closed'),
+ *   error: (err) => console.error(err.message),
+ * };
+ * b.open(sink);
+ * a.open({ next() {}, complete() {}, error() {} });
+ * await a.write({ op: 'ping' });
+ * ```
+ *
+ * @group Transports
+ */
 export interface ConnectionSink {
   /** One whole message; `nbytes` is its size on the wire (0 where there is no wire). */
   next(message: unknown, nbytes: number): void;
@@ -16,6 +34,22 @@ export interface ConnectionSink {
   error(err: Error): void;
 }
 
+/**
+ * One transport end carrying whole messages: what a backend's `connect` and `listen`
+ * emit, and what a `Comm` wraps. Implement it to add a transport (see `registerBackend`);
+ * `rxcomm/testing` makes pairs of them for fake backends.
+ *
+ * ## Example
+ * ```ts
+ * // A fake backend's connection: its `connect` emits `client`; the far end answers the
+ * // handshake as a listener would, and becomes a comm.
+ * const [client, server] = createConnectionPair();
+ * console.log(client.localAddress, client.peerAddress); // test://a test://b
+ * acceptHandshake(server).subscribe((comm) => comm.read$.subscribe(comm));
+ * ```
+ *
+ * @group Transports
+ */
 export interface Connection {
   /** Full URI of this end, e.g. `tcp://127.0.0.1:50000`. */
   readonly localAddress: string;
@@ -76,6 +110,21 @@ export interface Connection {
  * What the comm's dead-peer watch needs of a transport: counters that grow whenever
  * something arrives from or goes to the peer (no clock: the watch keeps time on its
  * scheduler), and a way to make a live peer send something back.
+ *
+ * ## Example
+ * ```ts
+ * // In a transport's Connection: counters its socket handlers bump, and a ping.
+ * declare function writeHeartbeat(): void; // a frame that the peer answers
+ * let received = 0;
+ * let sent = 0;
+ * const probe: PeerProbe = {
+ *   get received() { return received; },
+ *   get sent() { return sent; },
+ *   ping: writeHeartbeat,
+ * };
+ * ```
+ *
+ * @group Transports
  */
 export interface PeerProbe {
   /** Grows whenever anything arrives from the peer: bytes, a heartbeat, a pong. */

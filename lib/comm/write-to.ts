@@ -6,9 +6,34 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { BufferOverflowError, ConfigError } from '../errors';
 import type { Comm } from './comm';
 
-/** What `writeTo` does with a value that finds its buffer full. */
+/**
+ * What `writeTo` does with a value that finds its buffer full (see `WriteToConfig.overflow`).
+ *
+ * ## Example
+ * ```ts
+ * // A live feed: when the peer falls behind, the newest values matter most.
+ * const overflow: OverflowPolicy = 'drop-oldest';
+ * source$.pipe(writeTo(comm, { bufferSize: 100, overflow })).subscribe();
+ * ```
+ *
+ * @group Comms
+ */
 export type OverflowPolicy = 'error' | 'drop-newest' | 'drop-oldest';
 
+/**
+ * Options of `writeTo`: how many values may wait for the transport, and what happens to
+ * one more.
+ *
+ * ## Example
+ * ```ts
+ * const config: WriteToConfig = { bufferSize: 10, overflow: 'error' };
+ * source$.pipe(writeTo(comm, config)).subscribe({
+ *   error: (err) => console.log(err instanceof BufferOverflowError), // the peer fell 10 behind
+ * });
+ * ```
+ *
+ * @group Comms
+ */
 export interface WriteToConfig {
   /**
    * Values that may wait, in messages, while the comm's transport is at its
@@ -48,6 +73,8 @@ const POLICIES: readonly OverflowPolicy[] = ['error', 'drop-newest', 'drop-oldes
  * // A feed that may outpace a slow peer: keep the latest 100 waiting, drop older ones.
  * interval(1).pipe(writeTo(comm, { bufferSize: 100, overflow: 'drop-oldest' })).subscribe();
  * ```
+ *
+ * @group Comms
  */
 export function writeTo<T>(comm: Comm, config: WriteToConfig = {}): OperatorFunction<T, number> {
   const { bufferSize = 1024, overflow = 'error' } = config;

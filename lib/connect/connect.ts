@@ -53,6 +53,8 @@ function isRetryable(err: unknown): boolean {
  *   switchMap((comm) => comm.read$),
  * ).subscribe(console.log);
  * ```
+ *
+ * @group Connect and listen
  */
 export function connect(addr: string, config?: ConnectConfig): Observable<Comm> {
   const settings = resolveConnectConfig(config);

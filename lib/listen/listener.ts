@@ -32,7 +32,19 @@ import { checkEncryption, compressorReady, resolveListenConfig, type ListenConfi
 import { getBackend, type ListenEvent } from '../registry';
 import { reportStatus, status$, type CommStatus } from '../status';
 
-/** The addresses of a bound listener. */
+/**
+ * The addresses of a bound listener.
+ *
+ * ## Example
+ * ```ts
+ * const listener = listen('tcp://0.0.0.0:0');
+ * listener.subscribe((comm) => comm.read$.subscribe(comm));
+ * const { listenAddress, contactAddress }: BoundAddresses = await firstValueFrom(listener.bound$);
+ * console.log(listenAddress, contactAddress); // tcp://0.0.0.0:41234 tcp://192.0.2.7:41234
+ * ```
+ *
+ * @group Connect and listen
+ */
 export interface BoundAddresses {
   /** The address the socket is bound to, e.g. `tcp://[::]:41234`. */
   listenAddress: string;
@@ -40,7 +52,21 @@ export interface BoundAddresses {
   contactAddress: string;
 }
 
-/** What `handleComm` may return: anything; a rejected promise aborts the comm. */
+/**
+ * What `listen()` hands each comm to, when started with `start()`. It may return
+ * anything; a rejected promise aborts the comm.
+ *
+ * ## Example
+ * ```ts
+ * const greet: CommHandler = async (comm) => {
+ *   await comm.write({ op: 'hello', from: comm.localAddress });
+ *   await comm.close();
+ * };
+ * const listener = await listen('tcp://127.0.0.1:0', greet).start();
+ * ```
+ *
+ * @group Connect and listen
+ */
 export type CommHandler = (comm: Comm) => unknown;
 
 /** Where the shared binding is: not subscribed, binding, bound, or its bind failed. */
@@ -50,6 +76,27 @@ type BindingState =
   | { phase: 'bound'; addresses: BoundAddresses }
   | { phase: 'failed'; error: unknown };
 
+/**
+ * What `listen()` returns: an Observable of accepted, handshaken comms, with Dask's
+ * Listener surface (`start`, `stop`, `listenAddress`, `contactAddress`) on top. All
+ * subscribers share one bound socket: the first subscriber binds, the last one's
+ * unsubscribe unbinds. A handshake that fails is reported on `status$` and never errors
+ * the listener.
+ *
+ * ## Example
+ * ```ts
+ * // The Rx way: subscribing binds, unsubscribing stops accepting.
+ * const echo = listen('tcp://127.0.0.1:0').subscribe((comm) => comm.read$.subscribe(comm));
+ *
+ * // Dask's way: start() binds and hands each comm to the handler.
+ * const listener = await listen('tcp://127.0.0.1:0', (comm) => comm.read$.subscribe(comm)).start();
+ * console.log(listener.contactAddress);
+ * listener.stop();
+ * echo.unsubscribe();
+ * ```
+ *
+ * @group Connect and listen
+ */
 export class Listener extends Observable<Comm> {
   private readonly settings: ListenSettings;
   private readonly state$ = new BehaviorSubject<BindingState>({ phase: 'unbound' });
@@ -72,6 +119,7 @@ export class Listener extends Observable<Comm> {
 
   /** The same as `listen(address, handleComm, config)`, which reads better. */
   constructor(
+    /** The address given to `listen()`, e.g. `tcp://127.0.0.1:0` before the port is bound. */
     readonly address: string,
     private readonly handleComm: CommHandler | undefined,
     config: ListenConfig = {},
@@ -267,6 +315,8 @@ export class Listener extends Observable<Comm> {
  * listener.subscribe((comm) => comm.read$.subscribe(comm)); // an echo server
  * const { contactAddress } = await firstValueFrom(listener.bound$);
  * ```
+ *
+ * @group Connect and listen
  */
 export function listen(addr: string, config?: ListenConfig): Listener;
 export function listen(addr: string, handleComm: CommHandler | undefined, config?: ListenConfig): Listener;

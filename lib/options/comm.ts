@@ -1,10 +1,29 @@
 /**
  * A value of the `compression` option: a format, `'auto'` (Dask's: the best available,
  * which is lz4 here), or `null` for none.
+ *
+ * ## Example
+ * ```ts
+ * const compression: CompressionOption = 'auto';
+ * const listener = listen('tcp://127.0.0.1:0', { compression }); // lz4 with peers that agree
+ * ```
+ *
+ * @group Comms
  */
 export type CompressionOption = 'lz4' | 'zstd' | 'snappy' | 'zlib' | 'auto' | null;
 
-/** Options of a Comm, accepted by `connect()` and `listen()`. */
+/**
+ * Options of a Comm, accepted by `connect()` and `listen()`: compression, how much may
+ * wait unread or unsent, dead-peer detection and the close timeout.
+ *
+ * ## Example
+ * ```ts
+ * const config: CommConfig = { compression: 'lz4', readHighWaterMark: 100, deadPeerTimeout: 10_000 };
+ * const comm = await firstValueFrom(connect('tcp://127.0.0.1:8786', config));
+ * ```
+ *
+ * @group Comms
+ */
 export interface CommConfig {
   /**
    * The compression this side advertises in the handshake (Dask's

@@ -7,7 +7,19 @@ import type { MessageCodec } from '../protocol/codec';
 import type { SecurityConfig } from '../registry/security';
 import type { CommConfig } from './comm';
 
-/** Options shared by `connect()` and `listen()`: encoding, limits, and transport settings. */
+/**
+ * Options shared by `connect()` and `listen()`: encoding, limits, and transport settings.
+ *
+ * ## Example
+ * ```ts
+ * // A relay forwards payloads untouched, both ways, under a smaller message cap.
+ * const shared: TransportConfig = { deserialize: false, maxMessageSize: 64 * 1024 * 1024 };
+ * const listener = listen('tcp://127.0.0.1:0', shared);
+ * const upstream$ = connect('tcp://127.0.0.1:8786', { ...shared, timeout: 5_000 });
+ * ```
+ *
+ * @group Connect and listen
+ */
 export interface TransportConfig extends CommConfig {
   /**
    * Decode `__Serialized__` payloads where rxcomm can (msgpack ones); `false` keeps every
@@ -42,7 +54,21 @@ export interface TransportConfig extends CommConfig {
   transportOptions?: Readonly<Record<string, unknown>>;
 }
 
-/** Options of `connect()`. */
+/**
+ * Options of `connect()`: the deadline, what can cancel it, and the policy's sources of
+ * time and randomness (for marble tests).
+ *
+ * ## Example
+ * ```ts
+ * const controller = new AbortController();
+ * connect('tcp://127.0.0.1:8786', { timeout: 10_000, signal: controller.signal }).subscribe({
+ *   error: (err) => console.log(err instanceof AbortError), // true once aborted
+ * });
+ * controller.abort();
+ * ```
+ *
+ * @group Connect and listen
+ */
 export interface ConnectConfig extends TransportConfig {
   /**
    * The whole time `connect()` may take, attempts, backoff and handshakes included, in
@@ -67,7 +93,21 @@ export interface ConnectConfig extends TransportConfig {
   signal?: AbortSignal;
 }
 
-/** Options of `listen()`. */
+/**
+ * Options of `listen()`: the handshake deadline, the advertised host, and for ws the
+ * origins whose pages may connect.
+ *
+ * ## Example
+ * ```ts
+ * const listener = listen('ws://0.0.0.0:8787', {
+ *   contactHost: 'scheduler.example',
+ *   allowedOrigins: ['https://app.example'],
+ *   handshakeTimeout: 5_000,
+ * });
+ * ```
+ *
+ * @group Connect and listen
+ */
 export interface ListenConfig extends TransportConfig {
   /**
    * How long an accepted connection may take to complete its handshake (and, for tls,

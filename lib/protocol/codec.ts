@@ -1,7 +1,19 @@
 /**
  * How messages become frames and back. The default codec is Dask's (msgpack in
  * frame 0, `__Serialized__`/`__Pickled__` payloads in the frames after it); users who
- * do not need Dask compatibility can plug in their own per comm.
+ * do not need Dask compatibility can plug in their own per comm (the `codec` option).
+ *
+ * ## Example
+ * ```ts
+ * // JSON in one frame, for peers that are not Dask: both ends need the same codec.
+ * const json: MessageCodec = {
+ *   encode: (message) => [new TextEncoder().encode(JSON.stringify(message))],
+ *   decode: (frames) => JSON.parse(new TextDecoder().decode(frames[0])),
+ * };
+ * const listener = listen('tcp://127.0.0.1:0', { codec: json });
+ * ```
+ *
+ * @group Transports
  */
 export interface MessageCodec {
   /**
@@ -25,6 +37,16 @@ export interface MessageCodec {
 /**
  * What a codec may need of the comm it codes for. Transports pass themselves: one object
  * per connection, no allocation per message.
+ *
+ * ## Example
+ * ```ts
+ * const context: CodecContext = { compression: 'lz4', maxMessageSize: 64 * 1024 * 1024 };
+ * const codec = daskCodec({ deserialize: true });
+ * const frames = codec.encode({ op: 'put', data: toSerialize(new Uint8Array(100_000)) }, context);
+ * codec.decode(frames, context); // { op: 'put', data: Uint8Array(100000) }
+ * ```
+ *
+ * @group Transports
  */
 export interface CodecContext {
   /** The compression the handshake negotiated (`null`: none), used for what this side writes. */
@@ -33,5 +55,17 @@ export interface CodecContext {
   readonly maxMessageSize: number;
 }
 
-/** One frame, whole or as pieces that are sent back to back. */
+/**
+ * One frame, whole or as pieces that are sent back to back.
+ *
+ * ## Example
+ * ```ts
+ * const pieces: FramePieces[] = daskCodec({ deserialize: true }).encodePieces?.({ op: 'ping' }) ?? [];
+ * const frameSizes = pieces.map((frame) =>
+ *   frame instanceof Uint8Array ? frame.byteLength : frame.reduce((n, piece) => n + piece.byteLength, 0),
+ * );
+ * ```
+ *
+ * @group Transports
+ */
 export type FramePieces = Uint8Array | readonly Uint8Array[];

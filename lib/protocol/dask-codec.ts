@@ -14,6 +14,18 @@ import { decompressFrame, isCompressionName, maybeCompress } from './compression
 import { MsgpackEncoder, type ObjectHook, decodeDaskDefaults, packMessage, unpackMessage } from './msgpack';
 import { Pickled, Serialize, Serialized } from './serialized';
 
+/**
+ * Options of `daskCodec`.
+ *
+ * ## Example
+ * ```ts
+ * // A relay's codec: payloads stay as they came (Serialized, Pickled, still compressed).
+ * const config: DaskCodecConfig = { deserialize: false };
+ * const codec = daskCodec(config);
+ * ```
+ *
+ * @group Transports
+ */
 export interface DaskCodecConfig {
   /**
    * Decode what can be decoded without Python: compressed payload frames are
@@ -34,6 +46,9 @@ const DEFAULT_DECOMPRESS_LIMIT = 1024 * 1024 * 1024;
 const SERIALIZE_HEADER = { serializer: 'msgpack', 'split-num-sub-frames': [1], 'split-offsets': [0] } as const;
 
 /**
+ * Dask's codec, the one every comm uses unless given a `codec`: for a backend of your
+ * own, or to encode and decode Dask messages outside a comm.
+ *
  * ## Example
  *
  * ```ts
@@ -41,6 +56,8 @@ const SERIALIZE_HEADER = { serializer: 'msgpack', 'split-num-sub-frames': [1], '
  * const frames = codec.encode({ op: 'identity', reply: true });
  * codec.decode(frames); // { op: 'identity', reply: true }
  * ```
+ *
+ * @group Transports
  */
 export function daskCodec(config: DaskCodecConfig): MessageCodec {
   return new DaskCodec(config);

@@ -16,11 +16,26 @@ import { packMessage } from './msgpack';
  *
  * `headerBytes` are the sub-header as it arrived; when present (and still counting
  * `frames.length` frames) they are sent again as they are, so forwarding is byte-identical.
+ *
+ * ## Example
+ * ```ts
+ * // With deserialize: false every payload arrives as one, and is forwarded byte for byte.
+ * const comm = await firstValueFrom(connect('tcp://127.0.0.1:8786', { deserialize: false }));
+ * const message = (await comm.read()) as Record<string, unknown>;
+ * for (const value of Object.values(message)) {
+ *   if (value instanceof Serialized) console.log(value.header, value.frames.length);
+ * }
+ * ```
+ *
+ * @group Transports
  */
 export class Serialized {
   constructor(
+    /** The msgpack sub-header, decoded. */
     readonly header: unknown,
+    /** The payload frames, as they arrived. */
     readonly frames: Uint8Array[],
+    /** The sub-header's bytes as they arrived, sent again when forwarding. */
     readonly headerBytes?: Uint8Array,
   ) {}
 }
@@ -29,11 +44,24 @@ export class Serialized {
  * A pickled payload (Dask's `ToPickle`/`Pickled`): the sub-header holds `pickled-obj` and
  * the frames are pickle's out-of-band buffers. Always opaque here: rxcomm never unpickles,
  * so nothing a peer sends is ever executed.
+ *
+ * ## Example
+ * ```ts
+ * comm.read$.subscribe((message) => {
+ *   const { result } = message as { result?: unknown };
+ *   if (result instanceof Pickled) console.log('a pickled result, kept opaque:', result.frames.length, 'buffers');
+ * });
+ * ```
+ *
+ * @group Transports
  */
 export class Pickled {
   constructor(
+    /** The msgpack sub-header, decoded. */
     readonly header: unknown,
+    /** The payload frames, as they arrived. */
     readonly frames: Uint8Array[],
+    /** The sub-header's bytes as they arrived, sent again when forwarding. */
     readonly headerBytes?: Uint8Array,
   ) {}
 }
@@ -45,9 +73,21 @@ export class Pickled {
  * when that pays (Dask's rule: frames of 10,000 bytes to 2 GiB whose sample shrinks to
  * 70 % or less). A Dask peer deserializes it to the value; so does rxcomm with
  * `deserialize: true`.
+ *
+ * ## Example
+ * ```ts
+ * const payload = toSerialize(new Uint8Array(1024));
+ * payload instanceof Serialize; // true
+ * payload.value;                // the Uint8Array, serialized when the message is written
+ * ```
+ *
+ * @group Transports
  */
 export class Serialize {
-  constructor(readonly value: unknown) {}
+  constructor(
+    /** The value to serialize: bytes, or anything msgpack can hold. */
+    readonly value: unknown,
+  ) {}
 }
 
 /**
@@ -62,6 +102,8 @@ export class Serialize {
  * const comm = await firstValueFrom(connect('tcp://127.0.0.1:8786', { compression: 'auto' }));
  * await comm.write({ op: 'set_metadata', keys: ['blob'], value: toSerialize(new Uint8Array(1 << 20)), reply: true });
  * ```
+ *
+ * @group Transports
  */
 export function toSerialize(value: unknown): Serialize {
   return new Serialize(value);

@@ -11,7 +11,20 @@ import type { SecurityConfig } from './security';
 
 export type { SecurityConfig } from './security';
 
-/** What every backend receives, resolved from the user's options (defaults filled in). */
+/**
+ * What every backend receives, resolved from the user's options (defaults filled in).
+ *
+ * ## Example
+ * ```ts
+ * // A backend's connect, reading the options it was given.
+ * function connectTraced(location: string, options: BackendOptions): Observable<Connection> {
+ *   console.log(`connect ${location}, messages up to ${options.maxMessageSize} bytes`, options.transportOptions);
+ *   return getBackend('tcp').connect(location, options);
+ * }
+ * ```
+ *
+ * @group Transports
+ */
 export interface BackendOptions {
   /** The user's codec; `undefined` means Dask's, made with `deserialize`. */
   codec: MessageCodec | undefined;
@@ -32,7 +45,19 @@ export interface BackendOptions {
   transportOptions: Readonly<Record<string, unknown>>;
 }
 
-/** What a backend's `listen` receives. */
+/**
+ * What a backend's `listen` receives.
+ *
+ * ## Example
+ * ```ts
+ * function listenTraced(location: string, options: BackendListenOptions): Observable<ListenEvent> {
+ *   console.log(`listen ${location}, transport handshakes within ${options.handshakeTimeout} ms`);
+ *   return getBackend('tcp').listen(location, options);
+ * }
+ * ```
+ *
+ * @group Transports
+ */
 export interface BackendListenOptions extends BackendOptions {
   /** Time an accepted connection has for its transport handshake (TLS), in ms. */
   handshakeTimeout: number;
@@ -42,7 +67,20 @@ export interface BackendListenOptions extends BackendOptions {
   allowedOrigins: readonly string[];
 }
 
-/** What a listening backend emits: first `bound`, then one event per incoming peer. */
+/**
+ * What a listening backend emits: first `bound`, then one event per incoming peer.
+ *
+ * ## Example
+ * ```ts
+ * declare const options: BackendListenOptions;
+ * getBackend('tcp').listen('127.0.0.1:0', options).subscribe((event: ListenEvent) => {
+ *   if (event.type === 'bound') console.log('reach me at', event.contactAddress);
+ *   else if (event.type === 'connection') console.log('from', event.connection.peerAddress);
+ * });
+ * ```
+ *
+ * @group Transports
+ */
 export type ListenEvent =
   | { type: 'bound'; listenAddress: string; contactAddress: string }
   | { type: 'connection'; connection: Connection }
@@ -54,6 +92,33 @@ export type ListenEvent =
    */
   | { type: 'refused'; connection: Connection; reason: string };
 
+/**
+ * A transport, registered for a URI scheme with `registerBackend`: Observable factories
+ * for connect and listen that deal in `Connection`s, and the scheme's address functions.
+ * Handshakes, retries and timeouts are not its business: `connect()` and `listen()` add
+ * them above every backend alike.
+ *
+ * ## Example
+ * ```ts
+ * // A scheme that logs each connect and is tcp otherwise.
+ * const tcp = getBackend('tcp');
+ * const traced: Backend = {
+ *   encrypted: false,
+ *   connect: (location, options) => {
+ *     console.log('connecting to', location);
+ *     return tcp.connect(location, options);
+ *   },
+ *   listen: (location, options) => tcp.listen(location, options),
+ *   getAddressHost: (location) => tcp.getAddressHost(location),
+ *   resolveAddress: (location) => tcp.resolveAddress(location),
+ *   getLocalAddressFor: (location) => tcp.getLocalAddressFor(location),
+ * };
+ * registerBackend('traced', traced);
+ * const comm = await firstValueFrom(connect('traced://127.0.0.1:8786'));
+ * ```
+ *
+ * @group Transports
+ */
 export interface Backend {
   /**
    * Whether the transport encrypts. `false` makes `security.requireEncryption` refuse it;

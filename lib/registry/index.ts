@@ -65,6 +65,8 @@ export function checkBackend(scheme: string, backend: unknown, origin: string): 
  * ```ts
  * registerBackend('loop', getBackend('inproc')); // loop:// now behaves as inproc://
  * ```
+ *
+ * @group Transports
  */
 export function registerBackend(scheme: string, backend: Backend): void {
   if (typeof scheme !== 'string' || !/^[a-z][a-z0-9+.-]*$/i.test(scheme)) {
@@ -73,7 +75,19 @@ export function registerBackend(scheme: string, backend: Backend): void {
   backends.set(scheme, checkBackend(scheme, backend, 'registerBackend'));
 }
 
-/** The backend for `scheme`; loads it on first use. Unknown schemes throw Dask's error. */
+/**
+ * The backend for `scheme`; loads it on first use. Unknown schemes throw Dask's error
+ * (`UnknownSchemeError`).
+ *
+ * ## Example
+ * ```ts
+ * const tcp = getBackend('tcp');
+ * tcp.getAddressHost('127.0.0.1:8786'); // '127.0.0.1'
+ * tcp.encrypted;                        // false
+ * ```
+ *
+ * @group Transports
+ */
 export function getBackend(scheme: string): Backend {
   const known = backends.get(scheme);
   if (known) return known;

@@ -4,9 +4,36 @@
  * Used by encrypted transports (tls), and by every transport for `requireEncryption`.
  */
 
-/** A TLS protocol version name, as Node's `tls.SecureVersion`. */
+/**
+ * A TLS protocol version name, as Node's `tls.SecureVersion`.
+ *
+ * ## Example
+ * ```ts
+ * const minVersion: TlsVersion = 'TLSv1.3';
+ * const security: SecurityConfig = { ca: 'ca.pem', cert: 'node.pem', key: 'node.key', minVersion };
+ * ```
+ *
+ * @group Transports
+ */
 export type TlsVersion = 'TLSv1.3' | 'TLSv1.2' | 'TLSv1.1' | 'TLSv1';
 
+/**
+ * TLS settings (the `security` option): certificates for `tls://` and `wss://`, and
+ * `requireEncryption` for every scheme. PEM text, its bytes, or file paths.
+ *
+ * ## Example
+ * ```ts
+ * const security: SecurityConfig = {
+ *   ca: '/etc/dask/ca.pem',
+ *   cert: '/etc/dask/client.pem',
+ *   key: '/etc/dask/client.key',
+ *   requireEncryption: true, // a tcp:// address now fails at once
+ * };
+ * const comm = await firstValueFrom(connect('tls://scheduler.example:8786', { security }));
+ * ```
+ *
+ * @group Transports
+ */
 export interface SecurityConfig {
   /** CA certificate(s) that peers' certificates must chain to: PEM text (or its bytes) or a file path. */
   ca?: string | Uint8Array;

@@ -7,6 +7,18 @@ import type { Comm } from '../comm/comm';
 import { BufferOverflowError, CommClosedError, ConfigError } from '../errors';
 import { reportStatus } from '../status';
 
+/**
+ * Options of `batched()`: the interval between batches, where its timer runs, and how
+ * many messages may wait.
+ *
+ * ## Example
+ * ```ts
+ * const config: BatchedConfig = { interval: 2, bufferSize: 10_000 };
+ * const stream = batched(comm, config);
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export interface BatchedConfig {
   /** Milliseconds between two batches (Dask's `BatchedSend(interval)`; required, as there). */
   interval: number;
@@ -33,6 +45,16 @@ export interface BatchedConfig {
  * A batch is written once the comm has taken the previous one (as Dask's BatchedSend
  * waits for its write), so a slow peer makes the batches larger, not the transport's
  * queue longer; the buffer itself holds at most `bufferSize` messages.
+ *
+ * ## Example
+ * ```ts
+ * // It is an Observer: pipe a source into it, and it closes the comm when the source completes.
+ * const stream: BatchedStream = batched(comm, { interval: 10 });
+ * interval(1).pipe(take(100), map((i) => ({ op: 'tick', i }))).subscribe(stream);
+ * stream.messages$.subscribe((message) => console.log(message));
+ * ```
+ *
+ * @group Requests, handlers and streams
  */
 export class BatchedStream implements Observer<unknown> {
   /**
@@ -159,6 +181,8 @@ export class BatchedStream implements Observer<unknown> {
  * stream.messages$.subscribe((message) => console.log(message));
  * await stream.close();
  * ```
+ *
+ * @group Requests, handlers and streams
  */
 export function batched(comm: Comm, config: BatchedConfig): BatchedStream {
   return new BatchedStream(comm, config);

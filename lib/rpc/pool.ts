@@ -11,6 +11,18 @@ import { CommClosedError, ConfigError } from '../errors';
 import type { ConnectConfig } from '../options';
 import { Rpc } from './rpc';
 
+/**
+ * Options of a `ConnectionPool`: its `limit`, and the `connect()` options of every comm
+ * it opens.
+ *
+ * ## Example
+ * ```ts
+ * const config: ConnectionPoolConfig = { limit: 100, timeout: 10_000, compression: 'auto' };
+ * const pool = new ConnectionPool(config);
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export interface ConnectionPoolConfig extends ConnectConfig {
   /**
    * Most comms open at once, across all addresses (lent out, idle, or connecting).
@@ -44,7 +56,25 @@ interface Waiter {
   fail(error: Error): void;
 }
 
+/**
+ * Dask's `ConnectionPool`: comms to any number of addresses, at most `limit` open at
+ * once, lent to one call at a time through `pool.rpc(address)`. A caller at the limit
+ * waits, in order, until a comm is given back or closed; an idle comm to another address
+ * is closed to make room.
+ *
+ * ## Example
+ * ```ts
+ * const pool = new ConnectionPool({ limit: 10 });
+ * const scheduler = pool.rpc('tcp://127.0.0.1:8786');
+ * const ids = await Promise.all([1, 2, 3].map(() => firstValueFrom(scheduler.call('identity'))));
+ * console.log(pool.open, pool.idle); // comms opened for the three calls, now idle
+ * await pool.close();
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export class ConnectionPool {
+  /** Most comms open at once, across all addresses (`ConnectionPoolConfig.limit`). */
   readonly limit: number;
   private readonly config: ConnectConfig;
   /** Idle comms per address, the most recently used last. */
@@ -58,15 +88,7 @@ export class ConnectionPool {
   private readonly waiters: Waiter[] = [];
   private closed = false;
 
-  /**
-   * ## Example
-   * ```ts
-   * const pool = new ConnectionPool({ limit: 10 });
-   * const scheduler = pool.rpc('tcp://127.0.0.1:8786');
-   * const ids = await Promise.all([1, 2, 3].map(() => firstValueFrom(scheduler.call('identity'))));
-   * await pool.close();
-   * ```
-   */
+  /** A pool with no comm open yet: comms are opened as calls need them. */
   constructor(config: ConnectionPoolConfig = {}) {
     const { limit = 512, ...connectConfig } = config;
     if (!(limit >= 1) || (limit !== Infinity && !Number.isInteger(limit))) {
@@ -86,6 +108,7 @@ export class ConnectionPool {
     return this.lentComms.size + this.connecting.size;
   }
 
+  /** Comms open and waiting for a call. */
   get idle(): number {
     return this.idleCount;
   }

@@ -21,6 +21,21 @@ function request(op: string, args: Record<string, unknown> | undefined, reply: b
   return { op, reply, ...args };
 }
 
+/**
+ * Calls to one address: what `rpc()` and `pool.rpc()` return. Each call borrows a comm,
+ * writes the request, reads the reply and gives the comm back for the next call.
+ *
+ * ## Example
+ * ```ts
+ * const scheduler = rpc('tcp://127.0.0.1:8786');
+ * const identity = await firstValueFrom(scheduler.call<{ type: string }>('identity'));
+ * await lastValueFrom(scheduler.send('set_metadata', { keys: ['seen'], value: true }), { defaultValue: undefined });
+ * console.log(identity.type, scheduler.openComms);
+ * await scheduler.close();
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export class Rpc {
   private closed = false;
 
@@ -152,6 +167,8 @@ const usedBefore = new WeakSet<Comm>();
  * console.log(await firstValueFrom(scheduler.call('identity')));
  * await scheduler.close();
  * ```
+ *
+ * @group Requests, handlers and streams
  */
 export function rpc(address: string, config: ConnectConfig = {}): Rpc {
   const pool = new ConnectionPool({ ...config, limit: Infinity });

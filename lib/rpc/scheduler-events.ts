@@ -12,13 +12,39 @@ import type { ConnectConfig } from '../options';
 import { plainObject } from './error-reply';
 import { batched } from './batched';
 
-/** One event logged on a topic: when (seconds since the epoch, the scheduler's clock) and what. */
+/**
+ * One event logged on a topic: when (seconds since the epoch, the scheduler's clock) and what.
+ *
+ * ## Example
+ * ```ts
+ * schedulerEvents('tcp://127.0.0.1:8786', 'deploy').subscribe(({ topic, time, msg }: SchedulerEvent) => {
+ *   console.log(`${new Date(time * 1000).toISOString()} ${topic}:`, msg);
+ * });
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export interface SchedulerEvent {
+  /** The topic it was logged on. */
   topic: string;
+  /** When, in seconds since the epoch, by the scheduler's clock (Python's `time()`). */
   time: number;
+  /** What was logged (Dask's `log_event(topic, msg)`), as decoded. */
   msg: unknown;
 }
 
+/**
+ * Options of `schedulerEvents()`: the client stream's heartbeat, id and batch interval,
+ * and the `connect()` options of its comm.
+ *
+ * ## Example
+ * ```ts
+ * const config: SchedulerEventsConfig = { clientId: 'dashboard-1', heartbeatInterval: 2_000, timeout: 10_000 };
+ * schedulerEvents('tcp://127.0.0.1:8786', 'deploy', config).subscribe(console.log);
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export interface SchedulerEventsConfig extends ConnectConfig {
   /**
    * Milliseconds between `heartbeat-client` messages; the scheduler drops a client it does
@@ -45,6 +71,8 @@ export interface SchedulerEventsConfig extends ConnectConfig {
  * // later
  * events.unsubscribe();
  * ```
+ *
+ * @group Requests, handlers and streams
  */
 export function schedulerEvents(address: string, topic: string, config: SchedulerEventsConfig = {}): Observable<SchedulerEvent> {
   const { heartbeatInterval = 5000, clientId, batchInterval = 2, ...connectConfig } = config;

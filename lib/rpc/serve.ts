@@ -11,15 +11,50 @@ import { errorReply, plainObject } from './error-reply';
  * Handles one request: `args` is the message without `op` and `reply`. Returns the reply:
  * a value, a Promise, or an Observable whose last value is the reply (none: `null`).
  * Throwing (or rejecting, or erroring) sends Dask's error reply, and the comm goes on.
+ *
+ * ## Example
+ * ```ts
+ * const add: Handler = ({ x, y }) => (x as number) + (y as number);
+ * const whoami: Handler = (_args, comm) => comm.peerAddress;
+ * serve(listen('tcp://127.0.0.1:0'), { add, whoami });
+ * ```
+ *
+ * @group Requests, handlers and streams
  */
 export type Handler = (args: Record<string, unknown>, comm: Comm) => unknown;
 
 /**
  * Takes over a comm whose first message named a stream op (Dask's `handle_stream`): from
  * then on both sides send batches (arrays of messages); see `batched()`.
+ *
+ * ## Example
+ * ```ts
+ * // Dask's clients open such a stream with `register-client`.
+ * const clientStream: StreamHandler = (comm, first) => {
+ *   console.log('client', first.client);
+ *   const stream = batched(comm, { interval: 2 });
+ *   stream.messages$.subscribe((message) => console.log(message));
+ * };
+ * serve(listen('tcp://127.0.0.1:0'), {}, { streams: { 'register-client': clientStream } });
+ * ```
+ *
+ * @group Requests, handlers and streams
  */
 export type StreamHandler = (comm: Comm, firstMessage: Record<string, unknown>) => unknown;
 
+/**
+ * Options of `serve()`: which ops open a stream rather than a request (see `StreamHandler`).
+ *
+ * ## Example
+ * ```ts
+ * const config: ServeConfig = {
+ *   streams: { 'register-client': (comm) => batched(comm, { interval: 2 }).messages$.subscribe(console.log) },
+ * };
+ * serve(listen('tcp://127.0.0.1:0'), { ping: () => 'pong' }, config);
+ * ```
+ *
+ * @group Requests, handlers and streams
+ */
 export interface ServeConfig {
   /** Stream handlers by op: `serve()` stops reading such a comm and hands it over. */
   streams?: Record<string, StreamHandler>;
@@ -52,6 +87,8 @@ function own<T>(table: Record<string, T>, op: string): T | undefined {
  * // later
  * serving.unsubscribe();
  * ```
+ *
+ * @group Requests, handlers and streams
  */
 export function serve(listener: Observable<Comm>, handlers: Record<string, Handler>, config: ServeConfig = {}): Subscription {
   const streams = config.streams ?? {};

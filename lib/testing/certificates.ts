@@ -13,19 +13,56 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** A certificate and its key, as PEM text and as files. */
+/**
+ * A certificate and its key, as PEM text and as files.
+ *
+ * ## Example
+ * ```ts
+ * const { server } = await createTestCertificates();
+ * const fromText: SecurityConfig = { cert: server.cert, key: server.key };
+ * const fromFiles: SecurityConfig = { cert: server.certFile, key: server.keyFile };
+ * ```
+ *
+ * @group Testing
+ */
 export interface CertificatePair {
+  /** The certificate, PEM text. */
   cert: string;
+  /** Its private key, PEM text. */
   key: string;
+  /** The path of the certificate's file. */
   certFile: string;
+  /** The path of the key's file. */
   keyFile: string;
 }
 
+/**
+ * What `createTestCertificates` makes: a CA, certificates it signed for a server and a
+ * client, and the wrong ones that tests of refusal need.
+ *
+ * ## Example
+ * ```ts
+ * const certs: TestCertificates = await createTestCertificates();
+ * const server: SecurityConfig = { ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key };
+ * const stranger: SecurityConfig = { ca: certs.ca.cert, cert: certs.stranger.cert, key: certs.stranger.key };
+ * const listener = await listen('tls://127.0.0.1:0', { security: server }).start();
+ * connect(listener.contactAddress, { security: stranger }).subscribe({
+ *   error: (err) => console.log(err instanceof FatalCommClosedError), // its CA is not trusted
+ * });
+ * // after the test
+ * await certs.remove();
+ * ```
+ *
+ * @group Testing
+ */
 export interface TestCertificates {
   /** The folder holding the files; `remove()` deletes it. */
   dir: string;
+  /** The CA that signed `server`, `client` and `expired`. */
   ca: CertificatePair;
+  /** Signed by `ca`, valid for 127.0.0.1, ::1 and localhost. */
   server: CertificatePair;
+  /** Signed by `ca`, for mutual TLS. */
   client: CertificatePair;
   /** An expired certificate signed by `ca`. */
   expired: CertificatePair;
@@ -33,6 +70,7 @@ export interface TestCertificates {
   otherCa: CertificatePair;
   /** A client certificate signed by `otherCa`. */
   stranger: CertificatePair;
+  /** Deletes `dir` and the files in it. */
   remove(): Promise<void>;
 }
 
@@ -78,6 +116,8 @@ async function makeSigned(dir: string, name: string, ca: string, days: number): 
  * const security = { ca: certs.ca.cert, cert: certs.server.cert, key: certs.server.key };
  * listen('tls://127.0.0.1:0', { security });
  * ```
+ *
+ * @group Testing
  */
 export async function createTestCertificates(): Promise<TestCertificates> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rxcomm-certs-'));
