@@ -10,8 +10,9 @@
  * per setting. The payloads are made here once (compression_protocol.ts `makePayload`,
  * seeded) and written to a temporary folder that both clients read, so both send the same
  * bytes. Both clients run `--stepped` and take turns phase by phase, who goes first
- * alternating by repetition and phase (as rpc.ts). The receivers' CPU time per phase is
- * read from /proc.
+ * alternating by repetition and phase (as rpc.ts); a kind's settings run back to back, off
+ * first in even reps and last in odd ones. The receivers' CPU time per phase is read from
+ * /proc.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -110,15 +111,19 @@ export async function runCompression(config: CompressionRunConfig): Promise<Comp
       }
     }
     const active = [...clients.keys()];
-    const phases = kinds.flatMap((kind) => config.formats.map((format) => ({ kind, format })));
+    // Per kind, the settings back to back, in the listed order in even reps and reversed in
+    // odd ones: a drift of the machine's load within a kind's phases does not favour one side.
+    const phasesOf = (rep: number) => kinds.flatMap((kind) => (rep % 2 === 0 ? config.formats : [...config.formats].reverse()).map((format) => ({ kind, format })));
+    const phaseCount = kinds.length * config.formats.length;
     const longest = new Map<CompressionImpl, number>();
     for (let rep = 0; rep < config.reps; rep++) {
-      const expected = active.reduce((sum, impl) => sum + (longest.get(impl) ?? phases.length * 2.5), 0) * 1000;
+      const expected = active.reduce((sum, impl) => sum + (longest.get(impl) ?? phaseCount * 2.5), 0) * 1000;
       if (Date.now() + expected > config.deadline) {
         console.log(`compression: reps ${rep + 1}-${config.reps} skipped, out of time`);
         break;
       }
       const seconds = new Map<CompressionImpl, number>(active.map((impl) => [impl, 0]));
+      const phases = phasesOf(rep);
       for (let k = 0; k < phases.length; k++) {
         const { kind, format } = phases[k];
         for (let i = 0; i < active.length; i++) {

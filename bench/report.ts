@@ -587,6 +587,8 @@ export interface CompressionCheck {
   sizeRatio: Record<string, number>;
   senderCpuMs: Record<string, number>;
   receiverCpuMs: Record<string, number>;
+  /** (sender + receiver CPU per message) with the format / the same with off: what compressing costs, steadier than MiB/s. */
+  cpuVsOff: Record<string, number>;
   target?: string;
   pass?: boolean;
 }
@@ -609,7 +611,7 @@ export function reportCompression(
     for (const kind of kinds) {
       const mine = runs.filter((run) => run.impl === impl && run.kind === kind);
       if (mine.length === 0) continue;
-      const check: CompressionCheck = { impl, kind, MiBps: {}, vsOff: {}, vsOffRange: {}, sizeRatio: {}, senderCpuMs: {}, receiverCpuMs: {} };
+      const check: CompressionCheck = { impl, kind, MiBps: {}, vsOff: {}, vsOffRange: {}, sizeRatio: {}, senderCpuMs: {}, receiverCpuMs: {}, cpuVsOff: {} };
       for (const format of formats) {
         const of = mine.filter((run) => run.format === format);
         if (of.length === 0) continue;
@@ -627,6 +629,12 @@ export function reportCompression(
           check.vsOffRange[format] = [Math.min(...paired), Math.max(...paired)];
         }
       }
+      const cpuOf = (f: string) =>
+        check.senderCpuMs[f] !== undefined && check.receiverCpuMs[f] !== undefined ? check.senderCpuMs[f] + check.receiverCpuMs[f] : undefined;
+      for (const format of on) {
+        const r = ratio(cpuOf(format), cpuOf('off'));
+        if (r !== undefined) check.cpuVsOff[format] = r;
+      }
       if (impl === 'rxcomm' && check.vsOff.lz4 !== undefined) {
         const compressible = kind !== 'random';
         check.target = compressible ? `lz4 >${COMPRESSION_TARGETS.compressibleMin}× off` : `lz4 ≥${COMPRESSION_TARGETS.incompressibleMin}× off`;
@@ -639,20 +647,21 @@ export function reportCompression(
   const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
   const times = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
   const size = (c: CompressionCheck) => on.map((f) => (c.sizeRatio[f] === undefined ? 'n/a' : c.sizeRatio[f].toFixed(3))).join(' / ');
-  const header = ['implementation', 'payload (16 MiB)', `size after ${on.join(' / ')}`, ...formats.map((f) => `${f} (MiB/s)`), ...on.map((f) => `${f}/off`), 'target', 'result'];
+  const header = ['implementation', 'payload (16 MiB)', `size after ${on.join(' / ')}`, ...formats.map((f) => `${f} (MiB/s)`), ...on.map((f) => `${f}/off`), ...on.map((f) => `CPU ${f}/off`), 'target', 'result'];
   const rows = checks.map((c) => [
     name[c.impl],
     c.kind,
     size(c),
     ...formats.map((f) => num(c.MiBps[f])),
     ...on.map((f) => times(c.vsOff[f])),
+    ...on.map((f) => times(c.cpuVsOff[f])),
     c.target ?? '',
     c.target === undefined ? '(no target)' : c.pass === undefined ? 'n/a' : c.pass ? 'pass' : 'FAIL',
   ]);
   const title = `compression (tcp, 16 MiB to_serialize payloads one way): medians of ${reps.rxcomm}/${reps.dask} interleaved reps (rxcomm/Dask); MiB/s of uncompressed payload`;
   const lines = [title, ...markdownTable(header, rows, (i) => i < 3 || i >= header.length - 2)];
   const rx = checks.filter((c) => c.impl === 'rxcomm');
-  if (rx.length > 0) {
+  if (rx.length > 0 && on.includes('lz4')) {
     const spread = (c: CompressionCheck, f: string) => (c.vsOffRange[f] ? `${c.vsOffRange[f][0].toFixed(2)}–${c.vsOffRange[f][1].toFixed(2)}` : 'n/a');
     lines.push(`rxcomm lz4/off within each rep (min–max): ${rx.map((c) => `${c.kind} ${spread(c, 'lz4')}`).join(', ')}`);
   }

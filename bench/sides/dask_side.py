@@ -14,6 +14,10 @@ them.
     /usr/bin/python3 bench/sides/dask_side.py conn-server [--transport tcp|tls] [--tls CA CERT KEY]
     /usr/bin/python3 bench/sides/dask_side.py conn-client ADDRESS [--n 2000] [--warm-up 200]
         [--tls CA CERT KEY] [--label L] [--timeout 300]
+    /usr/bin/python3 bench/sides/dask_side.py compress-server [--formats off,lz4,...]
+    /usr/bin/python3 bench/sides/dask_side.py compress-client --addresses off=ADDR,lz4=ADDR --payloads DIR
+        [--formats off,lz4] [--kinds sparse,categorical,random] [--total-mib 1024] [--seconds 1]
+        [--stepped] [--reps 1] [--no-warm-up] [--label L] [--timeout 300]
 
 Run it with Debian's ``/usr/bin/python3`` (the only interpreter here that imports Dask).
 Not named dask.py: the script's folder comes first on sys.path and would shadow Dask.
@@ -43,6 +47,14 @@ so run.ts can interleave it with rxcomm's client phase by phase.
 ``mem N`` on stdin with its memory once N are open; and ``distributed.comm.connect`` n
 times, one after the other, all held open, its memory half-way (``{"half": true}``, then
 ``continue``) and at the end; the same steps and output keys as bench/sides/conn_protocol.ts.
+
+``compress-server`` and ``compress-client`` are the Dask side of the compression table: a
+``distributed.comm.listen`` listener per compression setting, each advertising it in its
+handshakes, deserializing what arrives; and a comm per setting
+(``connect(..., handshake_overrides={"compression": ...})``) sending 16 MiB
+``to_serialize(bytes)`` payloads one way; the same phases and output keys as
+bench/sides/compression_protocol.ts. Its warm line also reports what Dask's compressors make
+of each payload (``ratios``).
 
 What it shares with the interop peer (connect/listen with ``--tls``, the server's life
 cycle, JSON lines, the command runner) is imported from interop/dask_peer.py rather than
