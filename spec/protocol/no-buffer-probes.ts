@@ -5,7 +5,7 @@
  * plain JSON-able data (values do not compare across realms): the spec compares the two
  * reports.
  */
-import { daskCodec, FrameParser, frameMessage, FrameWriter, packMessage, Pickled, Serialized, serializeMsgpack } from '../../lib/protocol';
+import { daskCodec, FrameParser, frameMessage, FrameWriter, packMessage, Pickled, Serialized, serializeMsgpack, toSerialize } from '../../lib/protocol';
 import { HAS_NODE_BUFFER, MAX_BYTE_LENGTH } from '../../lib/protocol/bytes';
 
 /** A decoded value as data: what it is, without the class of its bins (see `Report.binClasses`). */
@@ -304,4 +304,64 @@ export function goldenStream(streamHex: string): GoldenReport {
     reencodedMatches: whole.messages.map((message) => hex(frameMessage(codec.encode(message)))).join('') === streamHex,
     writerMatches: hex(joinPieces(writer.take())) === streamHex,
   };
+}
+
+/** What the pure decoders and encoders made of Python's compressed bytes, and of bad ones. */
+export interface CompressionReport {
+  /** `format/input` → the decompressed bytes in hex, or the error's message. */
+  decoded: Record<string, string>;
+  /** `format` → whether a compressible payload written compressed came back intact, and its wire size. */
+  roundTrips: Record<string, { labelled: string; intact: boolean; frameBytes: number }>;
+  /** Hostile frames → the error class and message. */
+  refused: Record<string, string>;
+}
+
+/**
+ * The compression formats with nothing but the protocol layer: the pure-TypeScript
+ * decoders (Node's platform swaps in native lz4 and Node's zlib, which this module never
+ * loads). `formats` is python-compression.json's `formats` (hex by format and input).
+ */
+export function compression(formats: Record<string, Record<string, string>>): CompressionReport {
+  const opaque = daskCodec({ deserialize: false });
+  const decoding = daskCodec({ deserialize: true });
+  const context = (compression: string | null, maxMessageSize = 1 << 30) => ({ compression, maxMessageSize });
+  const labelled = (label: string, frame: Uint8Array) =>
+    opaque.encode({ data: new Serialized({ serializer: 'test-bytes', compression: [label] }, [frame]) });
+  const attempt = (fn: () => string): string => {
+    try {
+      return fn();
+    } catch (err) {
+      return `${(err as Error).name}: ${(err as Error).message}`;
+    }
+  };
+  const decoded: Record<string, string> = {};
+  for (const [format, inputs] of Object.entries(formats)) {
+    for (const [input, compressed] of Object.entries(inputs)) {
+      decoded[`${format}/${input}`] = attempt(() => hex((decoding.decode(labelled(format, fromHex(compressed))) as { data: Serialized }).data.frames[0]));
+    }
+  }
+  const value = new Uint8Array(300_000).map((_, i) => (i % 1000 < 10 ? i & 0xff : 0));
+  const roundTrips: CompressionReport['roundTrips'] = {};
+  for (const format of ['lz4', 'snappy', 'zlib']) {
+    const frames = decoding.encode({ data: toSerialize(value) }, context(format));
+    const header = (opaque.decode(frames) as { data: Serialized }).data.header as { compression: string[] };
+    const back = (decoding.decode(frames) as { data: Uint8Array }).data;
+    roundTrips[format] = { labelled: String(header.compression[0]), intact: hex(back) === hex(value), frameBytes: frames[2].length };
+  }
+  const refused: Record<string, string> = {
+    'lz4 size above the limit': attempt(() => String(decoding.decode(labelled('lz4', Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x10, 0))))),
+    'lz4 short of its size': attempt(() => {
+      const frame = fromHex(formats.lz4['zeros-20000']);
+      frame[0] += 1;
+      return String(decoding.decode(labelled('lz4', frame)));
+    }),
+    'snappy short of its size': attempt(() => {
+      const frame = fromHex(formats.snappy['zeros-20000']);
+      frame[0] += 1;
+      return String(decoding.decode(labelled('snappy', frame)));
+    }),
+    'zlib bomb': attempt(() => String(decoding.decode(labelled('zlib', fromHex(formats.zlib['zeros-20000'])), context(null, 10_000)))),
+    'zstd truncated': attempt(() => String(decoding.decode(labelled('zstd', fromHex(formats.zstd['text-30000']).subarray(0, 40))))),
+  };
+  return { decoded, roundTrips, refused };
 }

@@ -9,6 +9,7 @@
  */
 import { buildSync } from 'esbuild';
 import { constants as bufferConstants } from 'node:buffer';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vm from 'node:vm';
 import { packMessage } from '../../lib/protocol';
@@ -132,6 +133,33 @@ describe('the protocol layer without Buffer (bundled for the browser, run in a v
     expect(browser.binClasses).toEqual(node.binClasses.map(() => 'Uint8Array'));
     expect(browser.packClass).toBe('Uint8Array');
     expect({ ...browser, binClasses: [], packClass: '' }).toEqual({ ...node, binClasses: [], packClass: '' });
+  });
+
+  it("should read Python's lz4, zstd, snappy and zlib with the pure decoders, write lz4, snappy and zlib, and refuse bad frames, as on Node", () => {
+    const python = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'python-compression.json'), 'utf8')) as {
+      formats: Record<string, Record<string, string>>;
+    };
+    const browser = inContext<probes.CompressionReport>(`compression(${JSON.stringify(python.formats)})`);
+    const node = asData(probes.compression(python.formats));
+    expect(browser).toEqual(node);
+    const zeros = '00'.repeat(20000);
+    for (const format of ['lz4', 'zstd', 'snappy', 'zlib']) {
+      expect(node.decoded[`${format}/zeros-20000`]).toBe(zeros);
+      expect(node.decoded[`${format}/ramp-256`]).toBe(Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('hex'));
+      expect(node.decoded[`${format}/empty`]).toBe('');
+      expect(node.decoded[`${format}/text-30000`]).toMatch(/^726f772030/); // "row 0"
+    }
+    for (const format of ['lz4', 'snappy', 'zlib']) {
+      expect(node.roundTrips[format]).toEqual({ labelled: format, intact: true, frameBytes: expect.any(Number) });
+      expect(node.roundTrips[format].frameBytes).toBeLessThan(300_000 * 0.7);
+    }
+    expect(node.refused).toEqual({
+      'lz4 size above the limit': 'ProtocolError: an lz4 payload declares 4294967295 bytes, above the limit of 1073741824',
+      'lz4 short of its size': 'ProtocolError: an lz4 payload declares 20001 bytes but holds 20000',
+      'snappy short of its size': expect.stringMatching(/^ProtocolError: a snappy payload declares \d+ bytes but holds/),
+      'zlib bomb': 'ProtocolError: a zlib payload inflates past the limit of 10000 bytes',
+      'zstd truncated': expect.stringMatching(/^ProtocolError: a zstd payload/),
+    });
   });
 
   it('should encode strings to the same UTF-8 through TextEncoder as through Buffer, lone surrogates as U+FFFD', () => {

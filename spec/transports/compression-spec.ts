@@ -78,7 +78,7 @@ describe.each(encoded)('compression over $name', (transport) => {
     const { values, error } = await reading;
     expect(values).toEqual([]);
     expect(error).toBeInstanceOf(ProtocolError);
-    expect((error as Error).message).toMatch(/an lz4 literal run overruns its block/);
+    expect((error as Error).message).toMatch(/an lz4 payload (does not decode|declares 65535 bytes)|an lz4 literal run overruns/);
     await expect(collect(client.read$)).resolves.toMatchObject({ values: [] });
   });
 });
