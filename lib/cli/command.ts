@@ -20,6 +20,8 @@ export interface CommandContext {
 
 export interface Command {
   spec: CommandSpec;
+  /** It runs until SIGINT or SIGTERM (listen, watch, bridge): the signal is heard from the start. */
+  runsUntilInterrupted?: boolean;
   /** Resolves with the exit code; throws for a failure (run.ts turns it into one line and a code). */
   run(context: CommandContext): Promise<number>;
 }

@@ -17,7 +17,8 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError || error instanceof ConfigError || error instanceof AddressError) return EXIT.usage;
   if (error instanceof RemoteError) return EXIT.remote;
   if (error instanceof CommClosedError || error instanceof ListenError) return EXIT.connection;
-  // Node's own socket errors (EADDRINUSE, ENOENT of a certificate file...) carry a code.
+  // Node's own socket errors (EADDRINUSE, ECONNREFUSED...) carry a code. A certificate file
+  // that cannot be read is not one of them: rxcomm reports it as a ConfigError, a usage error.
   if (error instanceof Error && typeof (error as { code?: unknown }).code === 'string') return EXIT.connection;
   return EXIT.remote;
 }
@@ -26,6 +27,9 @@ export function exitCodeOf(error: unknown): number {
 export function describeFailure(error: unknown, debug: boolean): string {
   if (debug && error instanceof Error && error.stack) return `rxcomm: ${error.stack}`;
   if (!(error instanceof Error)) return `rxcomm: ${String(error)}`;
-  const cause = error.cause instanceof Error && !error.message.includes(error.cause.message) ? ` (${error.cause.message})` : '';
+  // The cause, when it says more: not when the message already quotes it or its code.
+  const causeCode = (error.cause as { code?: unknown } | undefined)?.code;
+  const quoted = error.cause instanceof Error && (error.message.includes(error.cause.message) || (typeof causeCode === 'string' && error.message.includes(causeCode)));
+  const cause = error.cause instanceof Error && !quoted ? ` (${error.cause.message})` : '';
   return `rxcomm: ${error.message.split('\n')[0]}${cause}`;
 }

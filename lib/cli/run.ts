@@ -69,7 +69,9 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   const debug = rest.includes('--debug');
-  let interrupted: Promise<void> | undefined;
+  // Commands that run until interrupted listen for the signal from the start, so that a
+  // Ctrl-C during their setup still ends them with their cleanup and exit code 0.
+  let interrupted: Promise<void> | undefined = command.runsUntilInterrupted ? interruption() : undefined;
   try {
     const parsed = parseCommand(command.spec, rest);
     if (parsed.values.help) {
@@ -90,7 +92,8 @@ export async function run(argv: string[]): Promise<number> {
     return await command.run(context);
   } catch (error) {
     err(describeFailure(error, debug));
-    if (error instanceof UsageError) err(`Run 'rxcomm ${name} --help' for usage.`);
-    return exitCodeOf(error);
+    const code = exitCodeOf(error);
+    if (code === EXIT.usage) err(`Run 'rxcomm ${name} --help' for usage.`);
+    return code;
   }
 }

@@ -42,6 +42,7 @@ function forward(from: Comm, to: Comm, count: () => void, ended: () => void): vo
 const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 export const bridge: Command = {
+  runsUntilInterrupted: true,
   spec: {
     name: 'bridge',
     positionals: ['LISTEN_ADDR', 'TARGET_ADDR'],

@@ -6,6 +6,7 @@ import { EXIT } from '../exit-codes';
 import { json, readable } from '../format';
 
 export const listenCommand: Command = {
+  runsUntilInterrupted: true,
   spec: {
     name: 'listen',
     positionals: ['ADDR'],

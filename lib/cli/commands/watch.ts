@@ -6,6 +6,7 @@ import { EXIT } from '../exit-codes';
 import { json, readable } from '../format';
 
 export const watch: Command = {
+  runsUntilInterrupted: true,
   spec: {
     name: 'watch',
     positionals: ['ADDR', 'TOPIC'],
