@@ -3,8 +3,8 @@
  * accepting, each side writes one map and reads the peer's. Writing first, then
  * reading, never deadlocks against any Dask version.
  */
-import { Observable, take } from 'rxjs';
-import { FatalCommClosedError, HandshakeError, toCommClosedError } from '../errors';
+import { Observable, type Subscription } from 'rxjs';
+import { type CommClosedError, FatalCommClosedError, HandshakeError, toCommClosedError } from '../errors';
 import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
 
 /**
@@ -91,50 +91,81 @@ function localHandshake(base: HandshakeInfo, deadPeerTimeout: number, compressio
   return sharedLocal.info;
 }
 
+/** Where `runHandshake` reports: the comm once handshaken, or why it failed (the comm aborted). */
+export interface HandshakeCallbacks {
+  next(comm: Comm): void;
+  error(error: CommClosedError): void;
+}
+
+/**
+ * Runs the handshake on a fresh comm and calls `done.next` or `done.error` once. Returns
+ * a cancel function: called before that, it aborts the comm, so an abandoned attempt
+ * leaves no socket behind. `handshake()` as plain callbacks: `connect()` and the listener
+ * run one per connection, without an Observable, a subscriber and a `take(1)` each.
+ */
+export function runHandshake(comm: Comm, done: HandshakeCallbacks, base: HandshakeInfo = LOCAL_HANDSHAKE): () => void {
+  const local = localHandshake(base, comm.deadPeerTimeout, comm.compression);
+  let settled = false;
+  let reading: Subscription | undefined;
+  const fail = (err: unknown) => {
+    if (settled) return;
+    settled = true;
+    reading?.unsubscribe();
+    const error = toCommClosedError(err, `handshake with ${comm.peerAddress} failed`);
+    comm.abort(error);
+    done.error(error);
+  };
+  comm.write(local).catch(fail);
+  // read$ rather than read(): delivery stays synchronous, so the handshake runs in
+  // virtual time under a TestScheduler (a Promise would resolve outside it). Only its
+  // first message: the reader is dropped on it (what take(1) did).
+  const received = (remote: unknown) => {
+    if (settled) return;
+    let options: HandshakeOptions;
+    try {
+      options = negotiate(local, remote);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    settled = true;
+    reading?.unsubscribe();
+    // localInfo and remoteInfo (each map plus `address`) are made when first read.
+    comm.handshaken(local, remote as HandshakeInfo, options);
+    comm.startPeerWatch(peerHeartbeat(remote as HandshakeInfo));
+    done.next(comm);
+  };
+  reading = comm.read$.subscribe({
+    next: received,
+    error: fail,
+    complete: () => fail(new HandshakeError(`${comm.peerAddress} closed before its handshake`)),
+  });
+  if (settled) reading.unsubscribe(); // it ended while subscribing
+  return () => {
+    if (settled) return;
+    settled = true;
+    reading?.unsubscribe();
+    comm.abort(new HandshakeError(`handshake with ${comm.peerAddress} abandoned`));
+  };
+}
+
 /**
  * Runs the handshake on a fresh comm: emits it once handshaken, then completes.
  * Unsubscribing before that, or any failure, aborts the comm, so an abandoned
  * attempt leaves no socket behind.
  */
 export function handshake(comm: Comm, base: HandshakeInfo = LOCAL_HANDSHAKE): Observable<Comm> {
-  return new Observable<Comm>((subscriber) => {
-    const local = localHandshake(base, comm.deadPeerTimeout, comm.compression);
-    let done = false;
-    const fail = (err: unknown) => {
-      if (done) return;
-      done = true;
-      const error = toCommClosedError(err, `handshake with ${comm.peerAddress} failed`);
-      comm.abort(error);
-      subscriber.error(error);
-    };
-    comm.write(local).catch(fail);
-    // read$ rather than read(): delivery stays synchronous, so the handshake runs in
-    // virtual time under a TestScheduler (a Promise would resolve outside it).
-    const reading = comm.read$.pipe(take(1)).subscribe({
-      next: (remote) => {
-        let options: HandshakeOptions;
-        try {
-          options = negotiate(local, remote);
-        } catch (err) {
-          fail(err);
-          return;
-        }
-        done = true;
-        // localInfo and remoteInfo (each map plus `address`) are made when first read.
-        comm.handshaken(local, remote as HandshakeInfo, options);
-        comm.startPeerWatch(peerHeartbeat(remote as HandshakeInfo));
-        subscriber.next(comm);
-        subscriber.complete();
+  return new Observable<Comm>((subscriber) =>
+    runHandshake(
+      comm,
+      {
+        next: (handshaken) => {
+          subscriber.next(handshaken);
+          subscriber.complete();
+        },
+        error: (error) => subscriber.error(error),
       },
-      error: fail,
-      complete: () => fail(new HandshakeError(`${comm.peerAddress} closed before its handshake`)),
-    });
-    return () => {
-      reading.unsubscribe();
-      if (!done) {
-        done = true;
-        comm.abort(new HandshakeError(`handshake with ${comm.peerAddress} abandoned`));
-      }
-    };
-  });
+      base,
+    ),
+  );
 }

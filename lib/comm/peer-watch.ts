@@ -152,8 +152,10 @@ const tickers = new Map<SchedulerLike, Ticker>();
  * side asked for it (both timeouts 0).
  */
 export function watchPeer(probe: PeerProbe, policy: PeerWatchPolicy, scheduler: SchedulerLike): PeerWatch {
-  const timeouts = [policy.ownTimeout, policy.peerTimeout].filter((t) => t > 0);
-  if (timeouts.length === 0) return { stop: () => undefined };
+  // The shorter of the two timeouts that are set (> 0), without an array per comm.
+  const { ownTimeout, peerTimeout } = policy;
+  if (!(ownTimeout > 0) && !(peerTimeout > 0)) return { stop: () => undefined };
+  const shortest = ownTimeout > 0 && peerTimeout > 0 ? Math.min(ownTimeout, peerTimeout) : ownTimeout > 0 ? ownTimeout : peerTimeout;
   let ticker = tickers.get(scheduler);
   if (!ticker) {
     ticker = new Ticker(scheduler, () => tickers.delete(scheduler));
@@ -163,7 +165,7 @@ export function watchPeer(probe: PeerProbe, policy: PeerWatchPolicy, scheduler: 
   const watch: Watch = {
     probe,
     policy,
-    pingEvery: Math.min(...timeouts) / PINGS_PER_TIMEOUT,
+    pingEvery: shortest / PINGS_PER_TIMEOUT,
     received: probe.received,
     receivedAt: now,
     sent: probe.sent,

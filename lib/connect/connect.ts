@@ -8,13 +8,15 @@
  *
  * The first attempt may take a fifth of the total; later ones get whatever is left. Each
  * attempt is one hand-written Observable (no `timeout`, `switchMap`, `tap`, nor outer
- * `defer` and `timeout`): a connect is cheap, and its behaviour in virtual time is the
- * same frame by frame (marbles/connect-marble-spec.ts).
+ * `defer` and `timeout`), and the retry loop around them is written out too (no `defer`
+ * nor `retry`): a connect is cheap, and its behaviour in virtual time is the same frame
+ * by frame (marbles/connect-marble-spec.ts).
  */
-import { concatMap, defer, from, type MonoTypeOperatorFunction, Observable, retry, type SchedulerLike, type Subscription, throwError, timer } from 'rxjs';
+import { concatMap, from, type MonoTypeOperatorFunction, Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
-import { handshake } from '../comm/handshake';
+import { scheduleDeadline } from '../comm/deadline';
+import { runHandshake } from '../comm/handshake';
 import { AbortError, CommClosedError, ConnectTimeoutError, FatalCommClosedError, ProtocolError } from '../errors';
 import { checkEncryption, compressorReady, resolveConnectConfig, type ConnectConfig, type ConnectSettings } from '../options';
 import { getBackend, type Backend } from '../registry';
@@ -82,32 +84,42 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
     let lastFailure: unknown;
     const timedOut = () => new ConnectTimeoutError(addr, total, { cause: lastFailure });
 
-    const attempt$ = defer(() => {
+    // The retry loop by hand (what `defer` + `retry({ delay })` did, frame for frame): an
+    // attempt; on a retryable failure, a wait of full-jitter backoff on the scheduler, then
+    // the next. Two rxjs layers less per connect. `attempting` and `waiting` are kept
+    // apart: an attempt may fail (and schedule the wait) before its subscribe returns.
+    let attempting: Subscription | undefined;
+    let waiting: Subscription | undefined;
+    const tryOnce = () => {
       const timeLeft = deadline - scheduler.now();
       const limit = attempts === 0 ? Math.min(total / 5, timeLeft) : timeLeft;
       attempts++;
-      return attempt(backend, location, settings, limit, addr);
-    });
-
-    return attempt$
-      .pipe(
-        retry({
-          delay: (error, failures) => {
-            if (!isRetryable(error)) return throwError(() => error);
-            if (!(error instanceof AttemptTimeout)) lastFailure = error;
-            const timeLeft = deadline - scheduler.now();
-            if (timeLeft <= 0) return throwError(timedOut);
-            const delay = random() * Math.min(timeLeft, BACKOFF_BASE_MS * 2 ** (failures - 1));
-            reportStatus({ type: 'connect:retry', address: addr, attempt: failures, delay, error });
-            return timer(delay, scheduler);
-          },
-        }),
-      )
-      .subscribe({
+      attempting = attempt(backend, location, settings, limit, addr).subscribe({
         next: (comm) => subscriber.next(comm),
-        error: failed,
+        error: retryOrFail,
         complete: () => subscriber.complete(),
       });
+    };
+    const retryOrFail = (error: unknown) => {
+      let delay: number;
+      try {
+        if (!isRetryable(error)) return failed(error as Error);
+        if (!(error instanceof AttemptTimeout)) lastFailure = error;
+        const timeLeft = deadline - scheduler.now();
+        if (timeLeft <= 0) return failed(timedOut());
+        const failures = attempts; // each attempt fails at most once
+        delay = random() * Math.min(timeLeft, BACKOFF_BASE_MS * 2 ** (failures - 1));
+        reportStatus({ type: 'connect:retry', address: addr, attempt: failures, delay, error: error as Error });
+      } catch (err) {
+        return failed(err as Error); // as an error thrown in retry's delay would end it
+      }
+      waiting = scheduler.schedule(tryOnce, delay);
+    };
+    tryOnce();
+    return () => {
+      attempting?.unsubscribe();
+      waiting?.unsubscribe();
+    };
   });
   // zstd's encoder is WebAssembly, loaded once before the first connect that names it.
   const ready = compressorReady(settings.comm);
@@ -123,8 +135,8 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
 function attempt(backend: Backend, location: string, settings: ConnectSettings, limit: number, addr: string): Observable<Comm> {
   return new Observable<Comm>((subscriber) => {
     const scheduler: SchedulerLike = settings.scheduler;
-    let handshaking: Subscription | undefined;
-    const timeLimit = scheduler.schedule(() => subscriber.error(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
+    let cancelHandshake: (() => void) | undefined;
+    const timeLimit = scheduleDeadline(scheduler, () => subscriber.error(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
     const connecting = backend.connect(location, settings.backend).subscribe({
       next: (connection) => {
         let comm: Comm;
@@ -136,7 +148,7 @@ function attempt(backend: Backend, location: string, settings: ConnectSettings, 
           subscriber.error(error);
           return;
         }
-        handshaking = handshake(comm).subscribe({
+        cancelHandshake = runHandshake(comm, {
           next: (comm) => {
             timeLimit.unsubscribe();
             subscriber.next(comm);
@@ -150,7 +162,7 @@ function attempt(backend: Backend, location: string, settings: ConnectSettings, 
     return () => {
       timeLimit.unsubscribe();
       connecting.unsubscribe();
-      handshaking?.unsubscribe();
+      cancelHandshake?.();
     };
   });
 }

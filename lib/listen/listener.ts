@@ -26,7 +26,8 @@ import {
 } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
-import { handshake, refuse } from '../comm/handshake';
+import { scheduleDeadline } from '../comm/deadline';
+import { refuse, runHandshake } from '../comm/handshake';
 import { CommClosedError, ConfigError, FatalCommClosedError, HandshakeError } from '../errors';
 import { checkEncryption, compressorReady, resolveListenConfig, type ListenConfig, type ListenSettings } from '../options';
 import { getBackend, type ListenEvent } from '../registry';
@@ -252,12 +253,12 @@ export class Listener extends Observable<Comm> {
         this.rejected(comm.peerAddress, error);
         subscriber.complete();
       };
-      const timeLimit = scheduler.schedule(() => {
-        handshaking.unsubscribe(); // aborts the comm
+      const timeLimit = scheduleDeadline(scheduler, () => {
+        cancelHandshake(); // aborts the comm
         comm.abort();
         failed(new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
       }, backend.handshakeTimeout);
-      const handshaking: Subscription = handshake(comm).subscribe({
+      const cancelHandshake = runHandshake(comm, {
         next: (handshaken) => {
           timeLimit.unsubscribe();
           if (orphaned) {

@@ -81,6 +81,47 @@ export class DirectReader {
   }
 }
 
+/** The symbols under which a Node 20 `net.Socket` keeps its `onread` options. */
+interface UserBufferKeys {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
+/** Found on the first accepted socket: undefined until then, null if this Node has none. */
+let userBufferKeys: UserBufferKeys | null | undefined;
+
+function findUserBufferKeys(socket: net.Socket): UserBufferKeys | null {
+  const symbols = Object.getOwnPropertySymbols(socket);
+  const named = (description: string) => symbols.find((symbol) => symbol.description === description);
+  const [buffer, callback, generator] = [named('kBuffer'), named('kBufferCb'), named('kBufferGen')];
+  return buffer && callback && generator ? { buffer, callback, generator } : null;
+}
+
+/**
+ * Makes a socket accepted by a `net.Server` (created with `pauseOnConnect`, so it has not
+ * read yet) read through `reader`, in place: what `new net.Socket({ onread })` sets up,
+ * done on the accepted socket (the three fields Node 20 keeps its `onread` options in,
+ * and the handle told to read into the first buffer, as Node's `initSocketHandle` does).
+ * Accepting then costs one `net.Socket`, not two as with `adoptAccepted`. Returns false
+ * (nothing changed) where this Node keeps them otherwise: then `adoptAccepted`.
+ */
+export function readThroughInPlace(accepted: net.Socket, reader: DirectReader): boolean {
+  userBufferKeys ??= findUserBufferKeys(accepted);
+  const keys = userBufferKeys;
+  const fields = accepted as unknown as Record<symbol, unknown> & { _handle?: { reading?: boolean; useUserBuffer?(buffer: Uint8Array): void } | null };
+  const handle = fields._handle;
+  if (!keys || !handle || typeof handle.useUserBuffer !== 'function' || handle.reading || accepted.destroyed) return false;
+  if (fields[keys.buffer] !== null || fields[keys.generator] !== null) return false; // not a plain accepted socket
+  const { buffer: generator, callback } = reader.onread as unknown as { buffer: () => Uint8Array; callback: unknown };
+  const first = generator();
+  fields[keys.generator] = generator;
+  fields[keys.callback] = callback;
+  fields[keys.buffer] = first;
+  handle.useUserBuffer(first);
+  return true;
+}
+
 /**
  * A socket accepted by a `net.Server` (created with `pauseOnConnect`), re-wrapped so that
  * it reads through `reader`: `net.createServer` takes no `onread` (Node 20), but
@@ -101,8 +142,9 @@ export function adoptAccepted(accepted: net.Socket, server: net.Server, reader: 
     readable: true,
     writable: true,
     pauseOnCreate: true,
+    // Only the socket's record of it (the server set TCP_NODELAY on the handle on accept);
+    // keepalive is the connection's to set (`SocketConnection`).
     noDelay: true,
-    keepAlive: true,
   } as net.SocketConstructorOpts);
   (socket as unknown as { _server: net.Server; server: net.Server })._server = server;
   (socket as unknown as { server: net.Server }).server = server;

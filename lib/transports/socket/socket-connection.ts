@@ -51,7 +51,7 @@ type SocketState =
   | { kind: 'closed' }
   | { kind: 'failed'; error: CommClosedError };
 
-export class SocketConnection implements Connection, CodecContext {
+export class SocketConnection implements Connection, PeerProbe, CodecContext {
   readonly localAddress: string;
   readonly peerAddress: string;
   readonly extraInfo: Record<string, unknown>;
@@ -109,17 +109,24 @@ export class SocketConnection implements Connection, CodecContext {
    * a silent Dask peer cannot be told from a dead one here: that is keepalive's job.
    */
   peerProbe(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined {
-    if (!peerUnderstandsHeartbeats) return undefined;
-    const connection = this;
-    return {
-      get received() {
-        return connection.bytesReceived;
-      },
-      get sent() {
-        return connection.bytesSent - connection.bufferedBytes;
-      },
-      ping: () => this.sendHeartbeat(),
-    };
+    // The connection is its own probe (the getters below): an object literal with getters
+    // would make two accessor functions and a closure per comm, at every handshake.
+    return peerUnderstandsHeartbeats ? this : undefined;
+  }
+
+  /** `PeerProbe`: bytes read so far. */
+  get received(): number {
+    return this.bytesReceived;
+  }
+
+  /** `PeerProbe`: bytes the socket has taken so far (written, less what still waits). */
+  get sent(): number {
+    return this.bytesSent - this.bufferedBytes;
+  }
+
+  /** `PeerProbe`: a heartbeat. */
+  ping(): void {
+    this.sendHeartbeat();
   }
 
   useCompression(compression: string | null): void {

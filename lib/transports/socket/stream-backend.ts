@@ -24,6 +24,16 @@ export interface ReadySocket {
   wrapError?: (err: unknown, message: string) => CommClosedError;
   /** Set when the socket reads through `onread` (tcp): bytes come from it, not 'data'. */
   reader?: DirectReader;
+  /**
+   * The peer's `scheme://host:port` when the transport already knows it exactly (a client
+   * that dialled an IPv4 address): saves a getpeername() system call per connect.
+   */
+  peerAddress?: string;
+  /**
+   * This end's `scheme://host:port` when the transport already knows it exactly (a server
+   * bound to one IPv4 address): saves a getsockname() system call per accept.
+   */
+  localAddress?: string;
 }
 
 export interface StreamTransport {
@@ -67,11 +77,17 @@ export function streamBackend(transport: StreamTransport): Backend {
   const connections = (options: BackendOptions) => {
     const { maxMessageSize, writeHighWaterMark, deadPeerTimeout } = options;
     const codec: MessageCodec = options.codec ?? sharedDaskCodec(options.deserialize);
+    // The fields named one by one, not `...ready`: ready sockets come in several shapes
+    // (tcp, tls, accepted, dialled), and a spread of them is slow on every connect.
     return (ready: ReadySocket): Connection =>
       new SocketConnection({
-        ...ready,
-        localAddress: socketAddress(scheme, ready.rawSocket.localAddress, ready.rawSocket.localPort),
-        peerAddress: socketAddress(scheme, ready.rawSocket.remoteAddress, ready.rawSocket.remotePort),
+        socket: ready.socket,
+        rawSocket: ready.rawSocket,
+        extraInfo: ready.extraInfo,
+        wrapError: ready.wrapError,
+        reader: ready.reader,
+        localAddress: ready.localAddress ?? socketAddress(scheme, ready.rawSocket.localAddress, ready.rawSocket.localPort),
+        peerAddress: ready.peerAddress ?? socketAddress(scheme, ready.rawSocket.remoteAddress, ready.rawSocket.remotePort),
         codec,
         maxMessageSize,
         writeHighWaterMark,

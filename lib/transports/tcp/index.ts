@@ -6,16 +6,33 @@
 import * as net from 'node:net';
 import { unparseHostPort } from '../../addresses';
 import { toCommClosedError } from '../../errors';
-import { adoptAccepted, DirectReader } from '../socket/direct-reader';
-import { SOCKET_OPTIONS, streamBackend } from '../socket/stream-backend';
+import { adoptAccepted, DirectReader, readThroughInPlace } from '../socket/direct-reader';
+import { socketAddress } from '../socket/host';
+import { streamBackend } from '../socket/stream-backend';
+
+/**
+ * Nagle's delay off (Dask sets TCP_NODELAY too). Keepalive is not asked for here:
+ * `SocketConnection` sets it, with the idle time of the comm's deadPeerTimeout, as soon
+ * as the socket is connected (accepted), in the same callback. Asking here too would cost
+ * two more setsockopt() calls per connect and per accept (SO_KEEPALIVE, and a
+ * TCP_KEEPIDLE of 0 that Linux refuses) for a setting overwritten at once.
+ */
+const TCP_OPTIONS = { noDelay: true } as const;
 
 export const tcpBackend = streamBackend({
   scheme: 'tcp',
   encrypted: false,
   createServer(_options, events) {
-    // Paused on accept, so that no byte is read before the socket is re-wrapped with onread.
-    const server = net.createServer({ ...SOCKET_OPTIONS, pauseOnConnect: true }, (accepted) => {
+    // Every accepted socket's local address, if the bind says it (null: it does not).
+    let boundAddress: string | null | undefined;
+    // Paused on accept, so that no byte is read before the socket reads through onread.
+    const server = net.createServer({ ...TCP_OPTIONS, pauseOnConnect: true }, (accepted) => {
+      boundAddress ??= boundIpv4Address(server) ?? null;
       const reader = new DirectReader();
+      if (readThroughInPlace(accepted, reader)) {
+        events.ready({ socket: accepted, rawSocket: accepted, reader, localAddress: boundAddress ?? undefined });
+        return;
+      }
       const socket = adoptAccepted(accepted, server, reader);
       if (socket) events.ready({ socket, rawSocket: socket, reader });
       else events.ready({ socket: accepted, rawSocket: accepted });
@@ -25,15 +42,28 @@ export const tcpBackend = streamBackend({
 
   open(host, port, _options, ready, failed) {
     const reader = new DirectReader();
-    const socket = net.connect({ host, port, ...SOCKET_OPTIONS, onread: reader.onread });
+    const socket = net.connect({ host, port, ...TCP_OPTIONS, onread: reader.onread });
+    // A dialled IPv4 address is the peer's address as getpeername() would give it.
+    const peerAddress = net.isIPv4(host) ? socketAddress('tcp', host, port) : undefined;
     const onError = (err: Error) => failed(toCommClosedError(err, `Could not connect to tcp://${unparseHostPort(host, port)}`));
     socket.once('error', onError);
     socket.once('connect', () => {
       socket.off('error', onError);
-      ready({ socket, rawSocket: socket, reader });
+      ready({ socket, rawSocket: socket, reader, peerAddress });
     });
     return () => {
       if (socket.listenerCount('connect') > 0) socket.destroy(); // abandoned before it was ready
     };
   },
 });
+
+/**
+ * `tcp://IP:PORT` of a server bound to one IPv4 address: the local address of every
+ * socket it accepts, as getsockname() would give it. Undefined for a wildcard or IPv6 bind
+ * (a wildcard's sockets each have their own local address): those are asked per socket.
+ */
+function boundIpv4Address(server: net.Server): string | undefined {
+  const bound = server.address();
+  if (bound === null || typeof bound === 'string' || !net.isIPv4(bound.address) || bound.address === '0.0.0.0') return undefined;
+  return socketAddress('tcp', bound.address, bound.port);
+}
