@@ -102,6 +102,10 @@ export interface HandshakeCallbacks {
  * a cancel function: called before that, it aborts the comm, so an abandoned attempt
  * leaves no socket behind. `handshake()` as plain callbacks: `connect()` and the listener
  * run one per connection, without an Observable, a subscriber and a `take(1)` each.
+ *
+ * Call it on a fresh comm, before anything arrives (as they do, in the callback that made
+ * it): unlike `take(1)`, the reader cannot be dropped while `subscribe` is still running,
+ * so messages already waiting behind the peer's handshake would be read and lost.
  */
 export function runHandshake(comm: Comm, done: HandshakeCallbacks, base: HandshakeInfo = LOCAL_HANDSHAKE): () => void {
   const local = localHandshake(base, comm.deadPeerTimeout, comm.compression);
