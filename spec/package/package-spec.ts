@@ -253,6 +253,16 @@ describe('the installed package', () => {
     expect(out).toBe('function function function over the pair');
   });
 
+  it('should ship the rxcomm command as its bin, runnable with its shebang', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
+    expect(manifest.bin).toEqual({ rxcomm: 'dist/cli/main.js' });
+    const bin = path.join(installed, manifest.bin!.rxcomm);
+    expect(fs.readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const out = node([bin, '--help']);
+    expect(out.split('\n')[0]).toBe('Usage: rxcomm COMMAND [arguments] [options]');
+    expect(out).toContain('bridge  relays every comm accepted on one address to another');
+  });
+
   it('should load from plain Node as ESM', () => {
     const out = node([
       '--input-type=module',
