@@ -2,7 +2,9 @@
  * The compression table of `npm run bench` (run.ts calls runCompression): 16 MiB payloads
  * sent one way as out-of-band Dask payload frames (rxcomm's `toSerialize`, Dask's
  * `to_serialize`), with compression off and on (lz4; zstd, snappy and zlib on request),
- * compressible and incompressible, rxcomm against Dask, over tcp on loopback.
+ * compressible and incompressible, rxcomm against Dask, over tcp on loopback, or (`link`,
+ * run.ts's `--link-rate`) over a veth link shaped to a rate (netns.ts): each server in one
+ * network namespace, each client in the other.
  *
  * Four processes: rxcomm's server and client (sides/rxcomm_compression.js), Dask's server
  * and client (sides/dask_side.py compress-server / compress-client). Each server listens
@@ -18,6 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Child, log, SteppedClient } from './children';
+import { rateLabel, type ShapedLink } from './netns';
 import { cpuMs } from './rpc';
 import { COMPRESSION_IMPLS, reportCompression, type CompressionImpl, type CompressionPhaseRun, type CompressionReport } from './report';
 import { compressionOptionFlags, KINDS, makePayload, payloadFile, phaseName, type CompressionOptions, type CompressionResult, type Format, type Kind } from './sides/compression_protocol';
@@ -33,6 +36,8 @@ export interface CompressionRunConfig {
   /** Epoch ms by which the table must be done (reps that would overrun are dropped). */
   deadline: number;
   phaseTimeoutS: number;
+  /** Servers and clients on either side of this shaped link; loopback without. */
+  link?: ShapedLink;
 }
 
 export interface CompressionRun extends CompressionReport {
@@ -41,6 +46,8 @@ export interface CompressionRun extends CompressionReport {
   ratios: Record<string, number>;
   errors: Record<string, string>;
   payloads: Record<string, string>;
+  /** `loopback`, or the shaped link's rate and qdisc. */
+  link: string;
 }
 
 const SERVER_READY_MS = 45_000;
@@ -52,9 +59,19 @@ export const PAYLOAD_DESCRIPTIONS: Record<Kind, string> = {
   random: 'random bytes (incompressible)',
 };
 
-function childOf(impl: CompressionImpl, config: CompressionRunConfig, args: string[]): Child {
-  if (impl === 'dask') return new Child(config.python!, [path.join(config.root, 'bench', 'sides', 'dask_side.py'), ...args], config.root);
-  return new Child(process.execPath, [path.join(__dirname, 'sides', 'rxcomm_compression.js'), ...args], config.root);
+function childOf(impl: CompressionImpl, config: CompressionRunConfig, args: string[], role: 'server' | 'client'): Child {
+  const [command, argv]: [string, string[]] =
+    impl === 'dask'
+      ? [config.python!, [path.join(config.root, 'bench', 'sides', 'dask_side.py'), ...args]]
+      : [process.execPath, [path.join(__dirname, 'sides', 'rxcomm_compression.js'), ...args]];
+  const { link } = config;
+  if (!link) return new Child(command, argv, config.root);
+  return new Child(...link.wrap(role === 'server' ? link.serverNs : link.clientNs, command, argv), config.root);
+}
+
+/** How the table names the link: `loopback`, or `veth shaped to 1 Gbit/s (tbf ...)`. */
+export function linkName(link: ShapedLink | undefined): string {
+  return link ? `a veth link shaped to ${rateLabel(link.bitsPerSecond)} each way (${link.qdisc})` : 'loopback';
 }
 
 interface Server {
@@ -64,7 +81,8 @@ interface Server {
 }
 
 async function startServer(impl: CompressionImpl, config: CompressionRunConfig): Promise<Server> {
-  const child = childOf(impl, config, [impl === 'dask' ? 'compress-server' : 'server', '--formats', config.formats.join(','), '--lifetime', '900']);
+  const host = config.link?.serverAddress ?? '127.0.0.1';
+  const child = childOf(impl, config, [impl === 'dask' ? 'compress-server' : 'server', '--formats', config.formats.join(','), '--lifetime', '900', '--host', host], 'server');
   const line = await child.next(SERVER_READY_MS);
   if (line?.ready === true && line.addresses && typeof line.addresses === 'object') {
     return { child, addresses: line.addresses as Record<string, string>, pid: typeof line.pid === 'number' ? line.pid : undefined };
@@ -85,7 +103,7 @@ export async function runCompression(config: CompressionRunConfig): Promise<Comp
   const done: Record<CompressionImpl, number> = { rxcomm: 0, dask: 0 };
   try {
     for (const kind of kinds) fs.writeFileSync(payloadFile(dir, kind), makePayload(kind));
-    log(`compression: starting servers (${impls.join(', ')}), formats ${config.formats.join(', ')}`);
+    log(`compression over ${linkName(config.link)}: starting servers (${impls.join(', ')}), formats ${config.formats.join(', ')}`);
     const started = await Promise.allSettled(impls.map((impl) => startServer(impl, config)));
     started.forEach((outcome, i) => {
       if (outcome.status === 'fulfilled') servers.set(impls[i], outcome.value);
@@ -100,7 +118,7 @@ export async function runCompression(config: CompressionRunConfig): Promise<Comp
         '--addresses', addresses, '--payloads', dir, '--formats', config.formats.join(','), '--kinds', kinds.join(','),
         '--label', impl, ...compressionOptionFlags(config.options), '--timeout', String(Math.round(lifetimeS)), '--stepped',
       ];
-      const client = await SteppedClient.start(impl, childOf(impl, config, args), 120_000);
+      const client = await SteppedClient.start(impl, childOf(impl, config, args, 'client'), 120_000);
       // Dask's client reports what its compressors make of each payload in its warm line.
       const reported = client.warm?.ratios;
       if (reported && typeof reported === 'object') ratios = reported as Record<string, number>;
@@ -151,7 +169,7 @@ export async function runCompression(config: CompressionRunConfig): Promise<Comp
         longest.set(impl, Math.max(longest.get(impl) ?? 0, seconds.get(impl)!));
         if (!clients.get(impl)!.error) done[impl]++;
         const mine = runs.filter((run) => run.impl === impl && run.rep === rep);
-        log(`compression rep ${rep + 1} ${impl.padEnd(6)} ${seconds.get(impl)!.toFixed(1)} s: ${mine.map((run) => `${run.kind}/${run.format} ${Math.round(run.MiBps)}`).join(', ')} MiB/s`);
+        log(`compression${config.link ? ` ${rateLabel(config.link.bitsPerSecond)}` : ''} rep ${rep + 1} ${impl.padEnd(6)} ${seconds.get(impl)!.toFixed(1)} s: ${mine.map((run) => `${run.kind}/${run.format} ${Math.round(run.MiBps)}`).join(', ')} MiB/s`);
       }
     }
   } finally {
@@ -159,10 +177,10 @@ export async function runCompression(config: CompressionRunConfig): Promise<Comp
     await Promise.all([...servers.values()].map((server) => server.child.stop()));
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const report = reportCompression(runs, kinds, config.formats, ratios, done);
+  const report = reportCompression(runs, kinds, config.formats, ratios, done, linkName(config.link));
   const negotiatedWrong = runs.filter((run) => (run.format === 'off' ? run.negotiated !== null : run.negotiated !== run.format));
   if (negotiatedWrong.length > 0) report.table += `\nWARNING: ${negotiatedWrong.length} phases ran on a comm that did not negotiate their compression`;
   const payloads = Object.fromEntries(kinds.map((kind) => [kind, PAYLOAD_DESCRIPTIONS[kind]]));
   report.table += `\npayloads: ${kinds.map((kind) => `${kind} = ${PAYLOAD_DESCRIPTIONS[kind]}`).join('; ')}; sizes after compression by Dask's compressors`;
-  return { ...report, runs, ratios, errors, payloads };
+  return { ...report, runs, ratios, errors, payloads, link: linkName(config.link) };
 }

@@ -604,6 +604,8 @@ export function reportCompression(
   formats: readonly string[],
   ratios: Record<string, number>,
   reps: Record<CompressionImpl, number>,
+  /** What tcp ran over: `loopback`, or a shaped link (compression.ts `linkName`). */
+  link = 'loopback',
 ): CompressionReport {
   const checks: CompressionCheck[] = [];
   const on = formats.filter((f) => f !== 'off');
@@ -658,7 +660,7 @@ export function reportCompression(
     c.target ?? '',
     c.target === undefined ? '(no target)' : c.pass === undefined ? 'n/a' : c.pass ? 'pass' : 'FAIL',
   ]);
-  const title = `compression (tcp, 16 MiB to_serialize payloads one way): medians of ${reps.rxcomm}/${reps.dask} interleaved reps (rxcomm/Dask); MiB/s of uncompressed payload`;
+  const title = `compression (tcp over ${link}, 16 MiB to_serialize payloads one way): medians of ${reps.rxcomm}/${reps.dask} interleaved reps (rxcomm/Dask); MiB/s of uncompressed payload`;
   const lines = [title, ...markdownTable(header, rows, (i) => i < 3 || i >= header.length - 2)];
   const rx = checks.filter((c) => c.impl === 'rxcomm');
   if (rx.length > 0 && on.includes('lz4')) {
@@ -677,4 +679,28 @@ export function reportCompression(
     `${name[c.impl]} ${c.kind}: ${formats.map((f) => `${f} ${c.senderCpuMs[f]?.toFixed(0) ?? 'n/a'}+${c.receiverCpuMs[f]?.toFixed(0) ?? 'n/a'}`).join(', ')}`;
   lines.push(`CPU ms per 16 MiB message, sender+receiver (medians): ${checks.map(cpu).join('; ')}`);
   return { table: lines.join('\n'), checks };
+}
+
+/**
+ * The compression tables of several links side by side (run.ts `--link-rate`): per
+ * implementation and payload, each link's off and lz4 (or the first format on) MiB/s and
+ * their ratio (median over the reps of each rep's pair).
+ */
+export function reportCompressionLinks(links: { name: string; checks: CompressionCheck[] }[], formats: readonly string[]): string {
+  const on = formats.find((f) => f !== 'off') ?? 'lz4';
+  const name: Record<CompressionImpl, string> = { rxcomm: 'rxcomm', dask: 'Dask' };
+  const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
+  const times = (x: number | undefined) => (x === undefined ? 'n/a' : `${x.toFixed(2)}×`);
+  const keys: { impl: CompressionImpl; kind: string }[] = [];
+  for (const { checks } of links) for (const c of checks) if (!keys.some((k) => k.impl === c.impl && k.kind === c.kind)) keys.push({ impl: c.impl, kind: c.kind });
+  const header = ['implementation', 'payload', ...links.flatMap(({ name: link }) => [`${link} off`, `${link} ${on}`, `${link} ${on}/off`])];
+  const rows = keys.map(({ impl, kind }) => [
+    name[impl],
+    kind,
+    ...links.flatMap(({ checks }) => {
+      const c = checks.find((o) => o.impl === impl && o.kind === kind);
+      return [num(c?.MiBps.off), num(c?.MiBps[on]), times(c?.vsOff[on])];
+    }),
+  ]);
+  return [`compression by link: MiB/s of uncompressed payload delivered (medians), off and ${on}, and ${on}/off`, ...markdownTable(header, rows, (i) => i < 2)].join('\n');
 }

@@ -8,6 +8,7 @@
  *     npm run bench [-- --quick] [--transport tcp,tls,ws,wss] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--reps N] [--no-dask]
  *         [--connections] [--no-connections] [--connections-n N] [--connections-10k]
  *         [--compression] [--no-compression] [--compression-formats lz4,zstd,snappy,zlib|all]
+ *         [--link-rate 1gbit,10gbit] [--no-loopback]
  *     npm run bench -- --parser          (the protocol layer alone: parser.ts)
  *
  * Each side (sides/rxcomm.ts, sides/bare.ts for tcp/tls or sides/bare_ws.ts for ws/wss,
@@ -35,8 +36,9 @@ import * as path from 'node:path';
 import { getBackend } from 'rxcomm';
 import { createTestCertificates, type TestCertificates } from 'rxcomm/testing';
 import { Child, killAll, log, SteppedClient } from './children';
-import { IMPLS, implName, isEncrypted, isWs, reportTransport, TRANSPORTS, type BytePipeMode, type BytePipeRun, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
-import { runCompression } from './compression';
+import { IMPLS, implName, isEncrypted, isWs, reportCompressionLinks, reportTransport, TRANSPORTS, type BytePipeMode, type BytePipeRun, type ClientRun, type ConnTransport, type Impl, type Transport } from './report';
+import { runCompression, type CompressionRun } from './compression';
+import { createShapedLink, parseRate, type ShapedLink } from './netns';
 import { runConnections, type ConnRunConfig } from './connections';
 import { runRpc } from './rpc';
 import { benchOptionFlags, DASK_BENCH_DEFAULTS, PHASES, summarize, type BenchOptions, type PhaseResult, type Rep, type TlsFiles } from './sides/protocol';
@@ -75,6 +77,21 @@ const CONN_10K_RESERVE_MS = 90_000;
 const COMPRESSION_RESERVE_MS = 50_000;
 const COMPRESSION_FORMAT_RESERVE_MS = 25_000;
 const QUICK_COMPRESSION_RESERVE_MS = 25_000;
+/** A shaped link's compression table (--link-rate) against loopback's: ~60 s at 1 Gbit/s for 3 reps. */
+const LINK_RESERVE_FACTOR = 1.3;
+
+/**
+ * A shaped link's phases: at most 2 s of the link's rate, but at least 256 MiB (or 4 s of
+ * the rate on links below ~0.5 Gbit/s), and at most the usual cap: 256 MiB at 1 Gbit/s, 1 GiB
+ * at 10. Dask's `comm.write` returns once tornado has queued the frames, so Dask's client
+ * sends the whole `--total-mib` before `--seconds` is checked and then waits for the link to
+ * carry it (1 GiB is 9 s at 1 Gbit/s, per phase). rxcomm's writes wait on backpressure and
+ * stop after `--seconds` anyway.
+ */
+function linkOptions(options: CompressionOptions, link: ShapedLink): CompressionOptions {
+  const secondsMiB = (seconds: number) => Math.max(16, Math.round((link.bitsPerSecond / 8 / (1024 * 1024)) * seconds / 16) * 16);
+  return { ...options, totalMiB: Math.min(options.totalMiB, Math.max(Math.min(256, secondsMiB(4)), secondsMiB(2))) };
+}
 const SERVER_READY_MS = 45_000;
 
 // ---------------------------------------------------------------------------------------
@@ -100,6 +117,10 @@ interface RunArgs {
   /** `off` and the formats compared with it (default off, lz4). */
   compressionFormats: Format[];
   compressionOptions: CompressionOptions;
+  /** `--link-rate`: the compression table again over a veth link shaped to each rate (tc syntax: 1gbit). */
+  linkRates: string[];
+  /** The compression table over loopback too (not with `--no-loopback`). */
+  loopback: boolean;
   reps: number;
   dask: boolean;
   options: BenchOptions;
@@ -107,7 +128,7 @@ interface RunArgs {
 }
 
 const USAGE =
-  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--connections] [--no-connections] [--connections-n N] [--connections-10k] [--compression] [--no-compression] [--compression-formats lz4,zstd,snappy,zlib|all] [--reps N] [--no-dask] | npm run bench -- --parser';
+  'usage: npm run bench [-- --quick] [--transport tcp,tls,ws,wss|all] [--rpc] [--no-rpc] [--rpc-pool-limit N] [--connections] [--no-connections] [--connections-n N] [--connections-10k] [--compression] [--no-compression] [--compression-formats lz4,zstd,snappy,zlib|all] [--link-rate 1gbit,10gbit] [--no-loopback] [--reps N] [--no-dask] | npm run bench -- --parser';
 /** What `npm run bench` measures without --transport or --rpc (and the rpc table). */
 const DEFAULT_TRANSPORTS: Transport[] = ['tcp', 'tls', 'ws'];
 
@@ -124,6 +145,8 @@ function parseArgs(argv: string[]): RunArgs {
     compression: true,
     compressionFormats: [...DEFAULT_FORMATS],
     compressionOptions: { ...COMPRESSION_DEFAULTS },
+    linkRates: [],
+    loopback: true,
     reps: 3,
     dask: true,
     options: { ...DASK_BENCH_DEFAULTS },
@@ -148,6 +171,16 @@ function parseArgs(argv: string[]): RunArgs {
     else if (arg === '--connections-10k') args.connections10k = true;
     else if (arg === '--compression') compression = true;
     else if (arg === '--no-compression') compression = false;
+    else if (arg === '--no-loopback') args.loopback = false;
+    else if (arg === '--link-rate' || arg.startsWith('--link-rate=')) {
+      const list = value();
+      const rates = list.split(',').filter(Boolean);
+      for (const rate of rates) if (parseRate(rate) === undefined) throw new Error(`--link-rate takes rates in tc's syntax (comma-separated), e.g. 1gbit,10gbit or 500mbit, got ${JSON.stringify(list)}`);
+      if (rates.length === 0) throw new Error('--link-rate names no rate');
+      args.linkRates = [...new Set([...args.linkRates, ...rates])];
+      // The link tables are compression tables: --link-rate alone runs the compression table alone.
+      compression ??= true;
+    }
     else if (arg === '--compression-formats' || arg.startsWith('--compression-formats=')) {
       const list = value();
       const named = list === 'all' ? FORMATS.filter((f) => f !== 'off') : list.split(',').filter((f) => f !== 'off');
@@ -185,6 +218,8 @@ function parseArgs(argv: string[]): RunArgs {
   args.rpc = rpc ?? !named;
   args.connections = connections ?? !named;
   args.compression = compression ?? !named;
+  if (!args.compression) args.linkRates = [];
+  if (args.linkRates.length === 0) args.loopback = true;
   if (args.quick) {
     args.reps = 1;
     args.options = { reps: 1, trips: 1000, tripSeconds: 0.5, pipelined: 20_000, pipelinedSeconds: 0.5, bulkTotalMiB: 64, bulkSeconds: 0.5 };
@@ -502,12 +537,14 @@ async function main(): Promise<void> {
       transports: args.transports,
       rpc: args.rpc ? args.rpcOptions : false,
       connections: args.connections || args.connections10k ? connectionsPlan(args) : false,
-      compression: args.compression ? { formats: args.compressionFormats, ...args.compressionOptions } : false,
+      compression: args.compression ? { formats: args.compressionFormats, ...args.compressionOptions, loopback: args.loopback, linkRates: args.linkRates } : false,
     },
     transports,
     rpc: undefined as unknown,
     connections: undefined as unknown,
     compression: undefined as unknown,
+    /** The compression table over each shaped link (--link-rate), by rate. */
+    compressionLinks: undefined as Record<string, unknown> | undefined,
     tables,
     finished: '',
     seconds: 0,
@@ -515,11 +552,15 @@ async function main(): Promise<void> {
 
   // Time is reserved for the transports rxcomm can run (the others are skipped at once).
   const reserve = (t: Transport) => (missingBackend(t) ? 0 : args.quick ? QUICK_RESERVE_MS : RESERVE_MS[t]);
-  const compressionReserve = !args.compression
+  const compressionTableReserve = !args.compression
     ? 0
     : args.quick
       ? QUICK_COMPRESSION_RESERVE_MS
       : COMPRESSION_RESERVE_MS + (args.compressionFormats.length - 2) * COMPRESSION_FORMAT_RESERVE_MS;
+  // One compression table per link: loopback's, then one per --link-rate (a shaped link's
+  // table takes longer: its warm-ups and phases wait on the link; with more reps, longer).
+  const linkTableReserve = Math.round(compressionTableReserve * LINK_RESERVE_FACTOR * Math.max(1, args.reps / 3));
+  const compressionReserve = (args.loopback ? compressionTableReserve : 0) + args.linkRates.length * linkTableReserve;
   const connReserve = (args.connections ? (args.quick ? QUICK_CONN_RESERVE_MS : CONN_RESERVE_MS) : 0) + (args.connections10k ? CONN_10K_RESERVE_MS : 0) + compressionReserve;
   const rpcReserve = (args.rpc ? (args.quick ? QUICK_RPC_RESERVE_MS : RPC_RESERVE_MS) : 0) + connReserve;
   const budget = Math.max(MIN_BUDGET_MS, args.transports.reduce((sum, t) => sum + reserve(t), 30_000 + rpcReserve));
@@ -602,19 +643,49 @@ async function main(): Promise<void> {
       report.connections = result;
     }
     if (args.compression) {
-      const { table, ...figures } = await runCompression({
-        root: ROOT,
-        python: dask.version ? PYTHON : undefined,
-        formats: args.compressionFormats,
-        options: args.compressionOptions,
-        reps: args.reps,
-        // Its own reservation at least, even after a long run.
-        deadline: Math.max(startedAt + budget, Date.now() + compressionReserve),
-        phaseTimeoutS: args.quick ? 60 : 90,
-      });
-      tables.push(table);
-      console.log('\n' + table + '\n');
-      report.compression = figures;
+      const links = [...(args.loopback ? ['loopback'] : []), ...args.linkRates];
+      const done: { name: string; run: CompressionRun }[] = [];
+      for (const [index, rate] of links.entries()) {
+        let link: ShapedLink | undefined;
+        if (rate !== 'loopback') {
+          try {
+            link = createShapedLink(rate);
+          } catch (err) {
+            const reason = `compression table over a ${rate} link skipped: ${(err as Error).message}`;
+            console.log(reason);
+            (report.compressionLinks ??= {})[rate] = { skipped: reason };
+            continue;
+          }
+          log(`compression: link ${rate}: namespaces ${link.serverNs} (server, ${link.serverAddress}) and ${link.clientNs} (client), ${link.qdisc} on both veth ends`);
+        }
+        try {
+          const later = (links.length - index - 1) * linkTableReserve;
+          const reserve = link ? linkTableReserve : compressionTableReserve;
+          const { table, ...figures } = await runCompression({
+            root: ROOT,
+            python: dask.version ? PYTHON : undefined,
+            formats: args.compressionFormats,
+            options: link ? linkOptions(args.compressionOptions, link) : args.compressionOptions,
+            reps: args.reps,
+            // Its own reservation at least, even after a long run.
+            deadline: Math.max(startedAt + budget - later, Date.now() + reserve),
+            phaseTimeoutS: args.quick ? 60 : 90,
+            link,
+          });
+          tables.push(table);
+          console.log('\n' + table + '\n');
+          done.push({ name: rate === 'loopback' ? 'loopback' : rate, run: { table, ...figures } });
+          if (rate === 'loopback') report.compression = figures;
+          else (report.compressionLinks ??= {})[rate] = figures;
+        } finally {
+          link?.destroy();
+        }
+      }
+      if (done.length > 1) {
+        const table = reportCompressionLinks(done.map(({ name, run }) => ({ name, checks: run.checks })), args.compressionFormats);
+        tables.push(table);
+        console.log('\n' + table + '\n');
+      }
     }
   } finally {
     await certs?.remove();

@@ -104,6 +104,8 @@ export interface CompressionSideArgs {
   timeout: number;
   lifetime: number;
   reps: number;
+  /** Server: the address its listeners bind (default 127.0.0.1; another inside a shaped link's namespace). */
+  host: string;
 }
 
 function listOf<T extends string>(text: string, allowed: readonly T[], what: string): T[] {
@@ -126,6 +128,7 @@ export function parseCompressionArgs(argv: string[]): CompressionSideArgs {
     timeout: 300,
     lifetime: 600,
     reps: 1,
+    host: '127.0.0.1',
   };
   for (let i = 1; i < argv.length; i++) {
     const arg = argv[i];
@@ -147,6 +150,7 @@ export function parseCompressionArgs(argv: string[]): CompressionSideArgs {
     else if (arg === '--timeout') args.timeout = Number(value());
     else if (arg === '--lifetime') args.lifetime = Number(value());
     else if (arg === '--reps') args.reps = Number(value());
+    else if (arg === '--host') args.host = value();
     else if (arg === '--stepped') args.stepped = true;
     else if (arg === '--no-warm-up') args.warmUp = false;
     else throw new Error(`unknown argument ${JSON.stringify(arg)}`);

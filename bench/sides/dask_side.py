@@ -14,7 +14,7 @@ them.
     /usr/bin/python3 bench/sides/dask_side.py conn-server [--transport tcp|tls] [--tls CA CERT KEY]
     /usr/bin/python3 bench/sides/dask_side.py conn-client ADDRESS [--n 2000] [--warm-up 200]
         [--tls CA CERT KEY] [--label L] [--timeout 300]
-    /usr/bin/python3 bench/sides/dask_side.py compress-server [--formats off,lz4,...]
+    /usr/bin/python3 bench/sides/dask_side.py compress-server [--formats off,lz4,...] [--host 127.0.0.1]
     /usr/bin/python3 bench/sides/dask_side.py compress-client --addresses off=ADDR,lz4=ADDR --payloads DIR
         [--formats off,lz4] [--kinds sparse,categorical,random] [--total-mib 1024] [--seconds 1]
         [--stepped] [--reps 1] [--no-warm-up] [--label L] [--timeout 300]
@@ -748,7 +748,7 @@ async def cmd_compress_server(args):
 
     listeners, addresses = [], {}
     for fmt in args.formats.split(","):
-        listener = listen("tcp://127.0.0.1:0", make_compress_handler(), deserialize=True)
+        listener = listen(f"tcp://{args.host}:0", make_compress_handler(), deserialize=True)
         listener.on_connection = functools.partial(
             type(listener).on_connection, listener, handshake_overrides={"compression": _compression_of(fmt)})
         await listener.start()
@@ -909,6 +909,8 @@ def build_parser():
     sp.add_argument("--tracemalloc", action="store_true", help="also report tracemalloc's traced memory (slower)")
     sp = sub.add_parser("compress-server", help="a listener per compression setting (the compression table)")
     sp.add_argument("--formats", default="off,lz4", help="comma-separated: off, lz4, zstd, snappy, zlib")
+    sp.add_argument("--host", default="127.0.0.1",
+                    help="the address its listeners bind (another inside a shaped link's namespace)")
     sp.add_argument("-v", "--verbose", action="store_true", help="debug logging to stderr")
     sp.add_argument("--lifetime", type=float, default=300.0, help="exit after this many seconds at the latest")
     sp.add_argument("--no-stdin-watch", action="store_true", help="do not exit when stdin reaches EOF")

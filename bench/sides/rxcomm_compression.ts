@@ -5,7 +5,7 @@
  * client with a comm per setting (`connect(addr, { compression })`) that sends each payload
  * as `toSerialize(bytes)`: an out-of-band Dask payload frame, compressed under Dask's rule.
  *
- *     node dist-scripts/bench/sides/rxcomm_compression.js server [--formats off,lz4] [--lifetime S]
+ *     node dist-scripts/bench/sides/rxcomm_compression.js server [--formats off,lz4] [--lifetime S] [--host 127.0.0.1]
  *     node dist-scripts/bench/sides/rxcomm_compression.js client --addresses off=tcp://...,lz4=tcp://...
  *         --payloads DIR [--formats off,lz4] [--kinds sparse,categorical,random] [--total-mib 256]
  *         [--seconds 1.5] [--reps 1] [--stepped] [--no-warm-up] [--label rxcomm] [--timeout S]
@@ -19,8 +19,8 @@ import { emit, fail, installGuards } from './protocol';
 
 const optionOf = (format: Format): CompressionOption => (format === 'off' ? null : format);
 
-async function serve(format: Format): Promise<string> {
-  const listener = listen('tcp://127.0.0.1:0', { compression: optionOf(format) });
+async function serve(format: Format, host: string): Promise<string> {
+  const listener = listen(`tcp://${host}:0`, { compression: optionOf(format) });
   listener.subscribe({
     next: (comm: Comm) => {
       const onWriteError = () => comm.abort();
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   if (args.mode === 'server') {
     installGuards('server', args.lifetime);
     const addresses: Record<string, string> = {};
-    for (const format of args.formats) addresses[format] = await serve(format);
+    for (const format of args.formats) addresses[format] = await serve(format, args.host);
     emit({ ready: true, mode: 'rxcomm-compression-server', addresses, pid: process.pid });
     return;
   }
