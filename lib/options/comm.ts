@@ -45,7 +45,9 @@ export interface CommConfig {
    */
   readHighWaterMark?: number;
   /**
-   * The same bound in wire bytes: reading pauses when the unread messages hold this many.
+   * The same bound in bytes: reading pauses when the unread messages hold this many, each
+   * counted as its wire size plus what decompressing its payloads added (a small
+   * compressed frame may hold far more once read).
    * @default 67108864 (64 MiB)
    */
   readHighWaterMarkBytes?: number;

@@ -53,6 +53,13 @@ export interface CodecContext {
   readonly compression: string | null;
   /** The most a message may hold, decompressed payloads included. */
   readonly maxMessageSize: number;
+  /**
+   * Told, while a message is decoded, how many bytes decompressing its payloads added to
+   * its wire size: what a message holds in memory, not only what it took on the wire,
+   * then counts against the reader's `readHighWaterMarkBytes` (a small frame may inflate
+   * to `maxMessageSize`).
+   */
+  inflated?(bytes: number): void;
 }
 
 /**

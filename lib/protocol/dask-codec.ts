@@ -88,6 +88,8 @@ export class DaskCodec implements MessageCodec {
   private decoding: Uint8Array[] = NO_FRAMES;
   /** What the payloads of the message being decoded may still decompress to. */
   private decompressBudget = 0;
+  /** The context of the message being decoded, told what decompressing added. */
+  private decodeContext: CodecContext | undefined;
   private readonly objectHook: ObjectHook = (object) => this.decodeReserved(object);
 
   constructor(config: DaskCodecConfig) {
@@ -161,10 +163,12 @@ export class DaskCodec implements MessageCodec {
     if (frames.length === 0) throw new ProtocolError('a Dask message needs at least one frame');
     this.decoding = frames;
     this.decompressBudget = context?.maxMessageSize ?? DEFAULT_DECOMPRESS_LIMIT;
+    this.decodeContext = context;
     try {
       return unpackMessage(frames[0], this.objectHook);
     } finally {
       this.decoding = NO_FRAMES;
+      this.decodeContext = undefined;
     }
   }
 
@@ -210,7 +214,10 @@ export class DaskCodec implements MessageCodec {
   private decompress(labels: unknown[], frames: Uint8Array[]): Uint8Array[] {
     return frames.map((frame, i) => {
       const plain = decompressFrame(labels[i] ?? null, frame, this.decompressBudget);
-      if (plain !== frame) this.decompressBudget -= plain.length;
+      if (plain !== frame) {
+        this.decompressBudget -= plain.length;
+        this.decodeContext?.inflated?.(plain.length - frame.length);
+      }
       return plain;
     });
   }

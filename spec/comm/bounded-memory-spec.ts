@@ -12,6 +12,7 @@ import {
   CommClosedError,
   listen,
   status$,
+  toSerialize,
   writeTo,
   WriteBufferOverflowError,
   type Comm,
@@ -225,5 +226,29 @@ describe('batched streams against a stalled peer', () => {
     for (let i = 0; i < 3000; i++) stream.send(i);
     expect(await got).toEqual([...Array(3000).keys()]);
     await stream.close();
+  });
+});
+
+describe.each(transports.filter((t) => t.name === 'tcp' || t.name === 'ws'))('compressed payloads nobody reads, over $name', (transport) => {
+  let pair: Connected;
+  afterEach(async () => {
+    await pair.close();
+  });
+
+  it('should count what they decompress to against readHighWaterMarkBytes, not their wire size', async () => {
+    // 60 messages of 8 MiB of zeros, about 33 KB each on the wire: counted by wire size,
+    // 64 MiB of them would be 480 MiB unread; counted as they are held, reading stops at 32.
+    pair = await connectPair(transport, { compression: 'lz4', readHighWaterMarkBytes: 32 * MiB });
+    const zeros = new Uint8Array(8 * MiB);
+    global.gc?.();
+    const before = process.memoryUsage().arrayBuffers;
+    const writes = Array.from({ length: 60 }, () => pair.client.write({ data: toSerialize(zeros) }).catch(() => undefined));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    global.gc?.();
+    const held = process.memoryUsage().arrayBuffers - before;
+    expect(held).toBeLessThan(200 * MiB);
+    // Nothing is lost: reading resumes as messages are taken.
+    for (let i = 0; i < 60; i++) expect(((await pair.server.read()) as { data: Uint8Array }).data.length).toBe(8 * MiB);
+    await Promise.all(writes);
   });
 });

@@ -63,6 +63,8 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
   /** The codec's context is the connection itself (no object per message). */
   readonly maxMessageSize: number;
   compression: string | null = null;
+  /** What decompressing the message being decoded added to its wire size. */
+  private inflatedBytes = 0;
   private readonly writeHighWaterMark: number;
   private readonly writer = new FrameWriter();
   private state: SocketState = { kind: 'open' };
@@ -129,6 +131,11 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
     this.sendHeartbeat();
   }
 
+  /** CodecContext: decompressed payloads count as what the message holds. */
+  inflated(bytes: number): void {
+    this.inflatedBytes += bytes;
+  }
+
   useCompression(compression: string | null): void {
     this.compression = compression;
   }
@@ -144,8 +151,10 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
       // The handshake comes first: until it is read, a peer gets no large allocation.
       firstMessageLimit: HANDSHAKE_LIMIT,
       onMessage: (frames, nbytes) => {
-        if (frames.length > 0) this.sink?.next(this.codec.decode(frames, this), nbytes);
-        // else: a heartbeat, whose arrival is all it says
+        if (frames.length === 0) return; // a heartbeat, whose arrival is all it says
+        this.inflatedBytes = 0;
+        const message = this.codec.decode(frames, this);
+        this.sink?.next(message, nbytes + this.inflatedBytes);
       },
     });
     const undecodable = (err: unknown) => {

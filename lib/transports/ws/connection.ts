@@ -44,6 +44,8 @@ export class WebSocketConnection implements Connection, CodecContext {
   /** The codec's context is the connection itself (no object per message). */
   readonly maxMessageSize: number;
   compression: string | null = null;
+  /** What decompressing the message being decoded added to its wire size. */
+  private inflatedBytes = 0;
   private readonly writeHighWaterMark: number;
   private readonly reader: WsMessageReader;
   private state: WebSocketState = { kind: 'open' };
@@ -73,7 +75,11 @@ export class WebSocketConnection implements Connection, CodecContext {
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
     this.reader = new WsMessageReader({
       maxMessageSize: this.maxMessageSize,
-      onMessage: (frames, nbytes) => this.deliver(this.codec.decode(frames, this), nbytes),
+      onMessage: (frames, nbytes) => {
+        this.inflatedBytes = 0;
+        const message = this.codec.decode(frames, this);
+        this.deliver(message, nbytes + this.inflatedBytes);
+      },
     });
     const wrapError = init.wrapError ?? ((err, message) => new CommClosedError(`${message}: ${err.message}`, { cause: err }));
     this.socket.pause(); // nothing more is read until a sink is attached
@@ -113,6 +119,11 @@ export class WebSocketConnection implements Connection, CodecContext {
         socket.ping!();
       },
     };
+  }
+
+  /** CodecContext: decompressed payloads count as what the message holds. */
+  inflated(bytes: number): void {
+    this.inflatedBytes += bytes;
   }
 
   useCompression(compression: string | null): void {
