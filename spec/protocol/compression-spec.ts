@@ -171,6 +171,22 @@ describe('hostile compressed frames', () => {
     expect(() => readPayload(labelled('zstd', zstd), 19_999)).toThrow(/declares 20000 bytes, above the limit of 19999/);
   });
 
+  it.each([0, 1000])('should refuse a zstd frame of %i bytes with a 512 MiB window (fzstd would allocate the window)', (size) => {
+    // magic, not single-segment with a 4-byte content size, window 2^29, the content size, one last raw block of it
+    const block = (size << 3) | 1;
+    const frame = new Uint8Array(13 + size);
+    frame.set([0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x98, size & 0xff, size >> 8, 0, 0, block & 0xff, (block >> 8) & 0xff, block >> 16]);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(() => readPayload(labelled('zstd', frame))).toThrow(`a zstd payload declares ${size} bytes but a window of 536870912 bytes`);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it("should read Python's zstd frames, whose windows fit their content", () => {
+    for (const input of Object.keys(INPUTS)) {
+      expect(readPayload(labelled('zstd', hex(python.formats.zstd[input]))).frames).toEqual([INPUTS[input]]);
+    }
+  });
+
   it('should refuse a zlib stream that inflates past maxMessageSize', () => {
     const bomb = hex(python.formats.zlib['zeros-20000']); // 20,000 bytes from a few dozen
     expect(() => readPayload(labelled('zlib', bomb), 10_000)).toThrow(/inflates past the limit of 10000 bytes/);

@@ -33,9 +33,29 @@ export function zstdDeclaredSize(data: Uint8Array): number {
   return sizeBytes === 2 ? size + 256 : size;
 }
 
+/** The window a frame that is not single-segment declares (RFC 8878 §3.1.1.1.2); 0 when single-segment. */
+function declaredWindow(data: Uint8Array): number {
+  if ((data[4] >>> 5) & 1) return 0;
+  const exponent = data[5] >>> 3;
+  const base = 2 ** (10 + exponent);
+  return base + (base / 8) * (data[5] & 7);
+}
+
+/**
+ * fzstd allocates a frame's whole window before decoding, whatever its content size: 13
+ * bytes declaring a 2 GiB window would claim 2 GiB. A zstd encoder that knows the content
+ * size (as Dask's does: the frame carries it) picks a window of at most twice it, rounded
+ * to a power of two; anything larger than that, or than 8 MiB for small content, is refused.
+ */
+const SMALL_CONTENT_WINDOW = 8 * 1024 * 1024;
+
 export function zstdDecompress(data: Uint8Array, limit: number): Uint8Array {
   const size = zstdDeclaredSize(data);
   if (size > limit) throw new ProtocolError(`a zstd payload declares ${size} bytes, above the limit of ${limit}`);
+  const window = declaredWindow(data);
+  if (window > Math.max(2 * size, SMALL_CONTENT_WINDOW)) {
+    throw new ProtocolError(`a zstd payload declares ${size} bytes but a window of ${window} bytes`);
+  }
   const out = allocUnsafeSlow(size); // every byte is written, or the payload is refused
   let made = 0;
   const decoder = new Decompress((chunk) => {
