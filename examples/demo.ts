@@ -2,10 +2,11 @@
  * `npm start`: rxcomm on its embedded transports, no outside services.
  *
  * For each transport: listen, connect, pipe messages through operators both ways, and
- * close. Then a connect attempt to an address nobody serves, retried until its timeout.
+ * close. Then a payload sent lz4-compressed, as Dask compresses its out-of-band frames,
+ * and a connect attempt to an address nobody serves, retried until its timeout.
  */
 import { filter, firstValueFrom, from, map, take, toArray } from 'rxjs';
-import { connect, listen, status$, writeTo, type Comm, type ConnectConfig } from 'rxcomm';
+import { connect, listen, status$, toSerialize, writeTo, type Comm, type ConnectConfig } from 'rxcomm';
 import { cleanUpDemo, demoTransports } from './demo-transports';
 
 function log(line: string): void {
@@ -53,6 +54,19 @@ async function demoTransport(name: string, address: string, config: ConnectConfi
   log(`  closed: ${comm}`);
 }
 
+async function demoCompression(): Promise<void> {
+  log('\n== compression (tcp, both sides ask for lz4) ==');
+  const listener = await listen('tcp://127.0.0.1:0', (comm) => comm.read$.subscribe(comm), { compression: 'lz4' }).start();
+  const comm = await firstValueFrom(connect(listener.contactAddress, { compression: 'lz4' }));
+  log(`  handshake agreed: ${JSON.stringify(comm.handshakeOptions)}`);
+  const column = new Float64Array(1 << 17).map((_, i) => Math.floor(i / 1024)); // 1 MiB, 128 distinct values
+  const wire = await comm.write({ op: 'store', data: toSerialize(new Uint8Array(column.buffer)) });
+  const echoed = (await comm.read()) as { data: Uint8Array };
+  log(`  1 MiB payload took ${wire} bytes on the wire; the echo brought back ${echoed.data.length} bytes`);
+  await comm.close();
+  listener.stop();
+}
+
 async function demoRetry(): Promise<void> {
   log('\n== connect to an address nobody serves ==');
   const address = 'tcp://127.0.0.1:9';
@@ -77,6 +91,7 @@ async function main(): Promise<void> {
   for (const transport of await demoTransports()) {
     await demoTransport(transport.name, transport.address, transport.config);
   }
+  await demoCompression();
   await demoRetry();
   await cleanUpDemo();
   log('\ndone');
