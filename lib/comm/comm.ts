@@ -142,7 +142,7 @@ export class Comm implements Observer<unknown> {
    * dropped when emptied: most comms are read as messages arrive and never hold one.
    */
   private unread: UnreadMessages | null = null;
-  private readonly subscribers: Subscriber<unknown>[] = [];
+  private readonly subscribers: CommReader[] = [];
   /** `read()` calls waiting for a message; made at the first that waits. */
   private pendingReads: PendingRead[] | null = null;
   /** The two handshake maps as exchanged; `localInfo` and `remoteInfo` are made from them when asked for. */
@@ -484,7 +484,17 @@ export class Comm implements Observer<unknown> {
     this.watch = undefined;
   }
 
-  private addSubscriber(subscriber: Subscriber<unknown>): () => void {
+  /**
+   * Reads as a `read$` subscriber would, without one: the handshake's reader, one per
+   * connect and accept, is a plain object (no rxjs Subscriber, Subscription and teardown).
+   * It stops being called once `closed` is true, or once the returned function removed it.
+   * @internal
+   */
+  addReader(reader: CommReader): () => void {
+    return this.addSubscriber(reader);
+  }
+
+  private addSubscriber(subscriber: CommReader): () => void {
     // Unread messages go to the first subscriber, before anything new arrives.
     while (this.unread !== null && !subscriber.closed) subscriber.next(this.takeUnread());
     if (subscriber.closed) return () => undefined;
@@ -547,7 +557,19 @@ class CommSink implements ConnectionSink {
   }
 }
 
-function endSubscriber(subscriber: Subscriber<unknown>, end: EndOfStream): void {
+/**
+ * What the comm hands messages and its end to: a `read$` subscriber, or a reader of
+ * `addReader`. `closed`: it takes nothing more.
+ * @internal
+ */
+export interface CommReader {
+  readonly closed: boolean;
+  next(message: unknown): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
+function endSubscriber(subscriber: CommReader, end: EndOfStream): void {
   if (end.error) subscriber.error(end.error);
   else subscriber.complete();
 }

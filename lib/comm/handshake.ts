@@ -3,7 +3,7 @@
  * accepting, each side writes one map and reads the peer's. Writing first, then
  * reading, never deadlocks against any Dask version.
  */
-import { Observable, type Subscription } from 'rxjs';
+import { Observable } from 'rxjs';
 import { type CommClosedError, FatalCommClosedError, HandshakeError, toCommClosedError } from '../errors';
 import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
 
@@ -15,7 +15,7 @@ import type { Comm, HandshakeInfo, HandshakeOptions } from './comm';
  */
 export const LOCAL_HANDSHAKE: Readonly<HandshakeInfo> = Object.freeze({
   compression: null,
-  python: [3, 11, 2],
+  python: Object.freeze([3, 11, 2]), // frozen too: the map never changes, and is encoded once
   'pickle-protocol': 5,
 });
 
@@ -86,6 +86,7 @@ function localHandshake(base: HandshakeInfo, deadPeerTimeout: number, compressio
   if (base !== LOCAL_HANDSHAKE) return { ...base, compression, [HEARTBEAT_KEY]: deadPeerTimeout };
   if (sharedLocal?.deadPeerTimeout !== deadPeerTimeout || sharedLocal.compression !== compression) {
     const info = Object.freeze({ ...base, compression, [HEARTBEAT_KEY]: deadPeerTimeout });
+    // Frozen, its values primitives and a frozen array: Dask's codec encodes it once.
     sharedLocal = { deadPeerTimeout, compression, info };
   }
   return sharedLocal.info;
@@ -109,22 +110,27 @@ export interface HandshakeCallbacks {
  */
 export function runHandshake(comm: Comm, done: HandshakeCallbacks, base: HandshakeInfo = LOCAL_HANDSHAKE): () => void {
   const local = localHandshake(base, comm.deadPeerTimeout, comm.compression);
-  let settled = false;
-  let reading: Subscription | undefined;
-  const fail = (err: unknown) => {
-    if (settled) return;
-    settled = true;
-    reading?.unsubscribe();
+  // The comm's reader for the peer's map, as a read$ subscriber but without the rxjs
+  // subscriber (see `addReader`). `closed` is whether the handshake has settled: then it
+  // takes nothing more, as a subscriber unsubscribed by take(1).
+  const reader = { closed: false, next: received, error: fail, complete: closedEarly };
+  let stopReading: (() => void) | undefined;
+  function fail(err: unknown): void {
+    if (reader.closed) return;
+    reader.closed = true;
+    stopReading?.();
     const error = toCommClosedError(err, `handshake with ${comm.peerAddress} failed`);
     comm.abort(error);
     done.error(error);
-  };
-  comm.write(local).catch(fail);
-  // read$ rather than read(): delivery stays synchronous, so the handshake runs in
-  // virtual time under a TestScheduler (a Promise would resolve outside it). Only its
-  // first message: the reader is dropped on it (what take(1) did).
-  const received = (remote: unknown) => {
-    if (settled) return;
+  }
+  function closedEarly(): void {
+    fail(new HandshakeError(`${comm.peerAddress} closed before its handshake`));
+  }
+  // Read as read$ is rather than read(): delivery stays synchronous, so the handshake
+  // runs in virtual time under a TestScheduler (a Promise would resolve outside it). Only
+  // its first message: the reader is dropped on it (what take(1) did).
+  function received(remote: unknown): void {
+    if (reader.closed) return;
     let options: HandshakeOptions;
     try {
       options = negotiate(local, remote);
@@ -132,23 +138,20 @@ export function runHandshake(comm: Comm, done: HandshakeCallbacks, base: Handsha
       fail(err);
       return;
     }
-    settled = true;
-    reading?.unsubscribe();
+    reader.closed = true;
+    stopReading?.();
     // localInfo and remoteInfo (each map plus `address`) are made when first read.
     comm.handshaken(local, remote as HandshakeInfo, options);
     comm.startPeerWatch(peerHeartbeat(remote as HandshakeInfo));
     done.next(comm);
-  };
-  reading = comm.read$.subscribe({
-    next: received,
-    error: fail,
-    complete: () => fail(new HandshakeError(`${comm.peerAddress} closed before its handshake`)),
-  });
-  if (settled) reading.unsubscribe(); // it ended while subscribing
+  }
+  comm.write(local).catch(fail);
+  stopReading = comm.addReader(reader);
+  if (reader.closed) stopReading(); // it ended while being added
   return () => {
-    if (settled) return;
-    settled = true;
-    reading?.unsubscribe();
+    if (reader.closed) return;
+    reader.closed = true;
+    stopReading?.();
     comm.abort(new HandshakeError(`handshake with ${comm.peerAddress} abandoned`));
   };
 }

@@ -7,12 +7,12 @@
  *   the overall deadline bounds every attempt and every wait; `signal` can end it all
  *
  * The first attempt may take a fifth of the total; later ones get whatever is left. Each
- * attempt is one hand-written Observable (no `timeout`, `switchMap`, `tap`, nor outer
+ * attempt is one hand-written function of callbacks (no `timeout`, `switchMap`, `tap`, nor outer
  * `defer` and `timeout`), and the retry loop around them is written out too (no `defer`
  * nor `retry`): a connect is cheap, and its behaviour in virtual time is the same frame
  * by frame (marbles/connect-marble-spec.ts).
  */
-import { concatMap, from, type MonoTypeOperatorFunction, Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { concatMap, from, type MonoTypeOperatorFunction, Observable, type Subscription } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
 import { scheduleDeadline } from '../comm/deadline';
@@ -88,17 +88,13 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
     // attempt; on a retryable failure, a wait of full-jitter backoff on the scheduler, then
     // the next. Two rxjs layers less per connect. `attempting` and `waiting` are kept
     // apart: an attempt may fail (and schedule the wait) before its subscribe returns.
-    let attempting: Subscription | undefined;
+    let cancelAttempt: (() => void) | undefined;
     let waiting: Subscription | undefined;
     const tryOnce = () => {
       const timeLeft = deadline - scheduler.now();
       const limit = attempts === 0 ? Math.min(total / 5, timeLeft) : timeLeft;
       attempts++;
-      attempting = attempt(backend, location, settings, limit, addr).subscribe({
-        next: (comm) => subscriber.next(comm),
-        error: retryOrFail,
-        complete: () => subscriber.complete(),
-      });
+      cancelAttempt = attempt(backend, location, settings, limit, addr, attemptDone);
     };
     const retryOrFail = (error: unknown) => {
       let delay: number;
@@ -115,9 +111,16 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
       }
       waiting = scheduler.schedule(tryOnce, delay);
     };
+    const attemptDone: AttemptCallbacks = {
+      next: (comm) => {
+        subscriber.next(comm);
+        subscriber.complete();
+      },
+      error: retryOrFail,
+    };
     tryOnce();
     return () => {
-      attempting?.unsubscribe();
+      cancelAttempt?.();
       waiting?.unsubscribe();
     };
   });
@@ -127,44 +130,66 @@ export function connect(addr: string, config?: ConnectConfig): Observable<Comm> 
   return started$.pipe(abortedBy(settings.signal));
 }
 
+/** Where an attempt reports, once: its handshaken comm, or why it failed. */
+interface AttemptCallbacks {
+  next(comm: Comm): void;
+  error(error: unknown): void;
+}
+
 /**
  * One attempt: the backend's connection, then the handshake on a comm over it, within
- * `limit` ms (an `AttemptTimeout` after that). Unsubscribing, or a failure, ends what is
- * in flight: the connection attempt, or the handshake (which aborts its comm).
+ * `limit` ms (an `AttemptTimeout` after that). Reports to `done` once; then, or when the
+ * returned cancel function is called first, ends what is in flight: the connection
+ * attempt, or the handshake (which aborts its comm). Plain callbacks, as the Observable
+ * it was would call them (`done` first, then the teardown), without that Observable and
+ * its subscriber per connect.
  */
-function attempt(backend: Backend, location: string, settings: ConnectSettings, limit: number, addr: string): Observable<Comm> {
-  return new Observable<Comm>((subscriber) => {
-    const scheduler: SchedulerLike = settings.scheduler;
-    let cancelHandshake: (() => void) | undefined;
-    const timeLimit = scheduleDeadline(scheduler, () => subscriber.error(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
-    const connecting = backend.connect(location, settings.backend).subscribe({
-      next: (connection) => {
-        let comm: Comm;
-        try {
-          comm = new Comm(connection, settings.comm);
-        } catch (error) {
-          // As switchMap would: a throw here is this attempt's error, not an unhandled one.
-          connection.abort(error as Error);
-          subscriber.error(error);
-          return;
-        }
-        cancelHandshake = runHandshake(comm, {
-          next: (comm) => {
-            timeLimit.unsubscribe();
-            subscriber.next(comm);
-            subscriber.complete();
-          },
-          error: (error) => subscriber.error(error),
-        });
-      },
-      error: (error) => subscriber.error(error),
-    });
-    return () => {
-      timeLimit.unsubscribe();
-      connecting.unsubscribe();
-      cancelHandshake?.();
-    };
+function attempt(backend: Backend, location: string, settings: ConnectSettings, limit: number, addr: string, done: AttemptCallbacks): () => void {
+  let settled = false;
+  let connecting: Subscription | undefined;
+  let cancelHandshake: (() => void) | undefined;
+  const tearDown = () => {
+    timeLimit.unsubscribe();
+    connecting?.unsubscribe();
+    cancelHandshake?.();
+  };
+  const fail = (error: unknown) => {
+    if (settled) return;
+    settled = true;
+    done.error(error);
+    tearDown();
+  };
+  const timeLimit = scheduleDeadline(settings.scheduler, () => fail(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
+  connecting = backend.connect(location, settings.backend).subscribe({
+    next: (connection) => {
+      let comm: Comm;
+      try {
+        comm = new Comm(connection, settings.comm);
+      } catch (error) {
+        // As switchMap would: a throw here is this attempt's error, not an unhandled one.
+        connection.abort(error as Error);
+        fail(error);
+        return;
+      }
+      cancelHandshake = runHandshake(comm, {
+        next: (comm) => {
+          if (settled) return;
+          settled = true;
+          timeLimit.unsubscribe();
+          done.next(comm);
+          tearDown(); // the handshake is done: only the connection's subscription is left
+        },
+        error: fail,
+      });
+    },
+    error: fail,
   });
+  if (settled) connecting.unsubscribe(); // it ended while subscribing
+  return () => {
+    if (settled) return;
+    settled = true;
+    tearDown();
+  };
 }
 
 /**

@@ -12,14 +12,13 @@ import {
   BehaviorSubject,
   concatMap,
   defer,
-  EMPTY,
   filter,
   firstValueFrom,
   from,
   map,
-  mergeMap,
   Observable,
   share,
+  type Subscriber,
   type Subscription,
   take,
   tap,
@@ -69,6 +68,16 @@ export interface BoundAddresses {
  * @group Connect and listen
  */
 export type CommHandler = (comm: Comm) => unknown;
+
+/** One subscription's output of accepted comms, and its handshakes still in flight. */
+interface AcceptOutput {
+  subscriber: Subscriber<Comm>;
+  inFlight: number;
+  /** The binding's events have completed: the output completes once none is in flight. */
+  ended: boolean;
+  /** The output was unsubscribed: handshakes finishing now are orphans. */
+  unsubscribed: boolean;
+}
 
 /** Where the shared binding is: not subscribed, binding, bound, or its bind failed. */
 type BindingState =
@@ -208,34 +217,66 @@ export class Listener extends Observable<Comm> {
       error: (error: unknown) => this.state$.next({ phase: 'failed', error }),
       finalize: () => this.unbound(),
     }),
-    mergeMap((event) => this.accept(event)),
+    (events$) => this.acceptAll(events$),
     share(),
   );
 
-  private accept(event: ListenEvent): Observable<Comm> {
+  /**
+   * The comms of the binding's events: what `mergeMap(event => accept(event))` did, with
+   * no Observable, inner subscriber and closures per accepted connection (the handshakes
+   * in flight are counted instead). Events error or complete the output as mergeMap
+   * would: an error at once, the end once the last handshake in flight has settled.
+   */
+  private acceptAll(events$: Observable<ListenEvent>): Observable<Comm> {
+    return new Observable<Comm>((subscriber) => {
+      const output: AcceptOutput = { subscriber, inFlight: 0, ended: false, unsubscribed: false };
+      const events = events$.subscribe({
+        next: (event) => {
+          try {
+            this.accept(event, output);
+          } catch (error) {
+            subscriber.error(error); // as mergeMap does when its project throws
+          }
+        },
+        error: (error) => subscriber.error(error),
+        complete: () => {
+          output.ended = true;
+          if (output.inFlight === 0) subscriber.complete();
+        },
+      });
+      return () => {
+        // Handshakes in flight are not ended: see `handshaken`.
+        output.unsubscribed = true;
+        events.unsubscribe();
+      };
+    });
+  }
+
+  private accept(event: ListenEvent, output: AcceptOutput): void {
     switch (event.type) {
       case 'bound': {
         const addresses = { listenAddress: event.listenAddress, contactAddress: event.contactAddress };
         this.state$.next({ phase: 'bound', addresses });
         reportStatus({ type: 'listen:bound', ...addresses });
-        return EMPTY;
+        return;
       }
       case 'rejected':
         this.rejected(event.peerAddress, event.error);
-        return EMPTY;
+        return;
       case 'refused': {
         const comm = new Comm(event.connection, this.settings.comm);
         this.rejected(comm.peerAddress, new FatalCommClosedError(event.reason));
         void refuse(comm, event.reason);
-        return EMPTY;
+        return;
       }
       case 'connection':
-        return this.handshaken(new Comm(event.connection, this.settings.comm));
+        this.handshaken(new Comm(event.connection, this.settings.comm), output);
     }
   }
 
   /**
-   * The comm once its handshake is done; nothing if it fails or times out (reported).
+   * Emits the comm on `output` once its handshake is done; nothing if it fails or times
+   * out (reported).
    *
    * The handshake outlives an unsubscribe (the listener stopping): by then the peer may
    * have read our half of the handshake and its `connect()` succeeded, so aborting would
@@ -243,40 +284,36 @@ export class Listener extends Observable<Comm> {
    * handler to take it, it is closed cleanly (the peer's `read$` completes) and reported
    * as rejected.
    */
-  private handshaken(comm: Comm): Observable<Comm> {
+  private handshaken(comm: Comm, output: AcceptOutput): void {
     const { scheduler, backend } = this.settings;
-    // One Observable per accepted connection, rather than `timeout` and `catchError`
-    // around the handshake and another for the hand-over: accepting stays cheap.
-    return new Observable<Comm>((subscriber) => {
-      let orphaned = false;
-      const failed = (error: Error) => {
-        this.rejected(comm.peerAddress, error);
-        subscriber.complete();
-      };
-      const timeLimit = scheduleDeadline(scheduler, () => {
-        cancelHandshake(); // aborts the comm
-        comm.abort();
-        failed(new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
-      }, backend.handshakeTimeout);
-      const cancelHandshake = runHandshake(comm, {
-        next: (handshaken) => {
-          timeLimit.unsubscribe();
-          if (orphaned) {
-            this.orphaned(handshaken);
-            return;
-          }
-          subscriber.next(handshaken);
-          subscriber.complete();
-        },
-        error: (error: Error) => {
-          timeLimit.unsubscribe();
-          failed(error);
-        },
-      });
-      // Neither the time limit nor the handshake ends here: see above.
-      return () => {
-        orphaned = true;
-      };
+    output.inFlight++;
+    const settled = () => {
+      output.inFlight--;
+      if (output.ended && output.inFlight === 0 && !output.unsubscribed) output.subscriber.complete();
+    };
+    const failed = (error: Error) => {
+      this.rejected(comm.peerAddress, error);
+      settled();
+    };
+    const timeLimit = scheduleDeadline(scheduler, () => {
+      cancelHandshake(); // aborts the comm
+      comm.abort();
+      failed(new HandshakeError(`no handshake from ${comm.peerAddress} within ${backend.handshakeTimeout} ms`));
+    }, backend.handshakeTimeout);
+    const cancelHandshake = runHandshake(comm, {
+      next: (handshaken) => {
+        timeLimit.unsubscribe();
+        if (output.unsubscribed) {
+          this.orphaned(handshaken);
+          return;
+        }
+        output.subscriber.next(handshaken);
+        settled();
+      },
+      error: (error: Error) => {
+        timeLimit.unsubscribe();
+        failed(error);
+      },
     });
   }
 

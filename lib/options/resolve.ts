@@ -138,8 +138,49 @@ export interface ConnectSettings {
   signal: AbortSignal | undefined;
 }
 
-/** Checks `connect()`'s options and fills in the defaults; throws `ConfigError`. */
-export function resolveConnectConfig(config: ConnectConfig = {}): ConnectSettings {
+/** `connect()` without options. */
+const NO_OPTIONS: ConnectConfig = Object.freeze({});
+
+/**
+ * The last options `resolveConnectConfig` resolved, what they held then (own and
+ * inherited enumerable keys, in order, and their values), and the settings made of them.
+ */
+let lastConnect: { config: ConnectConfig; keys: string[]; values: unknown[]; settings: ConnectSettings } | undefined;
+
+/** Whether `config` still holds exactly `keys` and `values`. */
+function holdsStill(config: ConnectConfig, keys: readonly string[], values: readonly unknown[]): boolean {
+  let i = 0;
+  for (const key in config) {
+    if (key !== keys[i] || config[key as keyof ConnectConfig] !== values[i]) return false;
+    i++;
+  }
+  return i === keys.length;
+}
+
+/**
+ * Checks `connect()`'s options and fills in the defaults; throws `ConfigError`. An
+ * application keeps one options object for its connects (Dask's rpc opens comms
+ * constantly): when it is the one resolved last and holds the same values, its settings
+ * are reused rather than checked and built again on every connect. (`'auto'` compression
+ * is resolved each time.)
+ */
+export function resolveConnectConfig(config: ConnectConfig = NO_OPTIONS): ConnectSettings {
+  const last = lastConnect;
+  if (last !== undefined && last.config === config && holdsStill(config, last.keys, last.values)) return last.settings;
+  const settings = resolveConnectConfigOnce(config);
+  if (config.compression !== 'auto') {
+    const keys: string[] = [];
+    const values: unknown[] = [];
+    for (const key in config) {
+      keys.push(key);
+      values.push(config[key as keyof ConnectConfig]);
+    }
+    lastConnect = { config, keys, values, settings };
+  }
+  return settings;
+}
+
+function resolveConnectConfigOnce(config: ConnectConfig): ConnectSettings {
   checkOptions('connect()', config, CONNECT_CHECKS, ONLY_LISTEN);
   return {
     backend: resolveBackendOptions(config),

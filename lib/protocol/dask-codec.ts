@@ -63,6 +63,32 @@ export function daskCodec(config: DaskCodecConfig): MessageCodec {
   return new DaskCodec(config);
 }
 
+/** A primitive msgpack writes as itself, always the same way. */
+function isConstantValue(value: unknown): boolean {
+  return value === null || (typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'symbol');
+}
+
+/**
+ * Whether `message` can never change, nor encode differently: a frozen plain map whose
+ * values are data properties holding primitives or frozen arrays of them (no payload, so
+ * its encoding does not depend on the comm's compression either). The handshake map a
+ * comm sends is one (`LOCAL_HANDSHAKE` and the maps made from it), unchanged on every
+ * connect and accept.
+ */
+function isConstantMessage(message: object): boolean {
+  if (!Object.isFrozen(message) || Array.isArray(message)) return false;
+  const proto = Object.getPrototypeOf(message);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(message)) {
+    const property = Object.getOwnPropertyDescriptor(message, key);
+    if (property === undefined || !('value' in property)) return false;
+    const value: unknown = property.value;
+    if (isConstantValue(value)) continue;
+    if (!Array.isArray(value) || !Object.isFrozen(value) || !value.every(isConstantValue)) return false;
+  }
+  return true;
+}
+
 const sharedCodecs = new Map<boolean, DaskCodec>();
 
 /**
@@ -91,6 +117,9 @@ export class DaskCodec implements MessageCodec {
   /** The context of the message being decoded, told what decompressing added. */
   private decodeContext: CodecContext | undefined;
   private readonly objectHook: ObjectHook = (object) => this.decodeReserved(object);
+  /** The last constant message encoded (`isConstantMessage`: the handshake map), and its frame 0, encoded once. */
+  private constant: object | undefined;
+  private constantFrame: Uint8Array | undefined;
 
   constructor(config: DaskCodecConfig) {
     this.deserialize = config.deserialize;
@@ -106,6 +135,13 @@ export class DaskCodec implements MessageCodec {
   }
 
   private encodeWith(message: unknown, inPieces: boolean, context: CodecContext | undefined): FramePieces[] {
+    if (message === this.constant) return [this.constantFrame as Uint8Array];
+    if (typeof message === 'object' && message !== null && Object.isFrozen(message) && isConstantMessage(message)) {
+      // Its own copy: what the encoder returns is a view into its slab, reused by the next.
+      this.constantFrame = this.encoder.encode(message).slice();
+      this.constant = message;
+      return [this.constantFrame];
+    }
     // Re-entrant (a toJSON that writes to another comm sharing this codec): the outer
     // message's payload bookkeeping is put back when this one is done.
     const outerPending = this.pending;

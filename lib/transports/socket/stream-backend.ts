@@ -95,14 +95,23 @@ export function streamBackend(transport: StreamTransport): Backend {
       });
   };
 
+  /** The last location dialled, as host and port; the last connect options, and their connections. */
+  let lastDialled: { location: string; hostPort: readonly [string, number] } | undefined;
+  let lastConnect: { options: BackendOptions; connectionFor: (ready: ReadySocket) => Connection } | undefined;
+
   return {
     encrypted: transport.encrypted,
 
     connect(location, options) {
       return new Observable((subscriber) => {
         transport.checkOptions?.(options, 'connect');
-        const [host, port] = parseHostPort(location);
-        const connectionFor = connections(options);
+        // The last address and options, kept as they were made: `connect()` with one
+        // options object resolves them once (`resolveConnectConfig`), and a client dials
+        // one address again and again (Dask's rpc). Not parsed nor built again each time.
+        if (lastDialled?.location !== location) lastDialled = { location, hostPort: parseHostPort(location) };
+        const [host, port] = lastDialled.hostPort;
+        if (lastConnect?.options !== options) lastConnect = { options, connectionFor: connections(options) };
+        const connectionFor = lastConnect.connectionFor;
         return transport.open(
           host === '' ? 'localhost' : host,
           port,

@@ -19,6 +19,9 @@ import { streamBackend } from '../socket/stream-backend';
  */
 const TCP_OPTIONS = { noDelay: true } as const;
 
+/** The last host and port dialled, and the peer address that says (undefined: ask). */
+let lastDialled: { host: string; port: number; peerAddress: string | undefined } = { host: '', port: -1, peerAddress: undefined };
+
 export const tcpBackend = streamBackend({
   scheme: 'tcp',
   encrypted: false,
@@ -43,8 +46,12 @@ export const tcpBackend = streamBackend({
   open(host, port, _options, ready, failed) {
     const reader = new DirectReader();
     const socket = net.connect({ host, port, ...TCP_OPTIONS, onread: reader.onread });
-    // A dialled IPv4 address is the peer's address as getpeername() would give it.
-    const peerAddress = net.isIPv4(host) ? socketAddress('tcp', host, port) : undefined;
+    // A dialled IPv4 address is the peer's address as getpeername() would give it (the
+    // last one kept: a client dials one address again and again).
+    if (host !== lastDialled.host || port !== lastDialled.port) {
+      lastDialled = { host, port, peerAddress: net.isIPv4(host) ? socketAddress('tcp', host, port) : undefined };
+    }
+    const peerAddress = lastDialled.peerAddress;
     const onError = (err: Error) => failed(toCommClosedError(err, `Could not connect to tcp://${unparseHostPort(host, port)}`));
     socket.once('error', onError);
     socket.once('connect', () => {
