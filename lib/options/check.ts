@@ -4,7 +4,8 @@
  * what they got.
  */
 import { ConfigError } from '../errors';
-import { canCompress, isCompressionName } from '../protocol/compression';
+import type { CompressionName } from '../protocol/compression';
+import { COMPRESSION_LABELS, compressionSupport } from './compression-support';
 
 /** Throws a `ConfigError` if `value` (never undefined) is not acceptable for `name`. */
 export type Check = (name: string, value: unknown) => void;
@@ -40,8 +41,10 @@ function fail(name: string, expected: string, value: unknown): never {
 /** The `compression` option: a format this platform can write, `'auto'`, or null. */
 export const compression: Check = (name, value) => {
   if (value === null || value === 'auto') return;
-  if (!isCompressionName(value)) fail(name, `one of 'lz4', 'zstd', 'snappy', 'zlib', 'auto' or null`, value);
-  if (!canCompress(value)) {
+  if (typeof value !== 'string' || !(COMPRESSION_LABELS as readonly string[]).includes(value)) {
+    fail(name, `one of 'lz4', 'zstd', 'snappy', 'zlib', 'auto' or null`, value);
+  }
+  if (compressionSupport()?.canCompress(value as CompressionName) === false) {
     throw new ConfigError(`${name} '${value}' cannot compress on this platform (it reads ${value} payloads, but has no ${value} encoder)`);
   }
 };

@@ -5,6 +5,7 @@
 export { COMM_DEFAULTS, type CommConfig, type CompressionOption } from './comm';
 export type { ConnectConfig, ListenConfig, TransportConfig } from './config';
 export { checkEncryption } from './encryption';
+export { defineCompressionSupport, type CompressionSupport } from './compression-support';
 export {
   CONNECT_DEFAULTS,
   LISTEN_DEFAULTS,

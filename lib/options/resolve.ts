@@ -21,7 +21,8 @@ import {
   string,
   withMethods,
 } from './check';
-import { type CompressionName, prepareCompressor, resolveAutoCompression } from '../protocol/compression';
+import type { CompressionName } from '../protocol/compression';
+import { compressionSupport } from './compression-support';
 import { COMM_DEFAULTS, type CommConfig } from './comm';
 import type { ConnectConfig, ListenConfig, TransportConfig } from './config';
 
@@ -103,7 +104,7 @@ export function resolveCommSettings(config: CommConfig = {}, scheduler?: Schedul
     writeBufferLimit: config.writeBufferLimit ?? COMM_DEFAULTS.writeBufferLimit,
     closeTimeout: config.closeTimeout ?? COMM_DEFAULTS.closeTimeout,
     deadPeerTimeout: config.deadPeerTimeout ?? COMM_DEFAULTS.deadPeerTimeout,
-    compression: config.compression === 'auto' ? resolveAutoCompression() : (config.compression ?? COMM_DEFAULTS.compression),
+    compression: config.compression === 'auto' ? (compressionSupport()?.auto() ?? 'lz4') : (config.compression ?? COMM_DEFAULTS.compression),
     scheduler,
   };
 }
@@ -114,7 +115,7 @@ export function resolveCommSettings(config: CommConfig = {}, scheduler?: Schedul
  * can be compressed. `undefined` when nothing needs loading.
  */
 export function compressorReady(settings: CommSettings): Promise<void> | undefined {
-  return settings.compression === null ? undefined : prepareCompressor(settings.compression as CompressionName);
+  return settings.compression === null ? undefined : compressionSupport()?.prepare(settings.compression as CompressionName);
 }
 
 function resolveBackendOptions(config: TransportConfig): BackendOptions {

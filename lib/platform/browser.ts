@@ -6,6 +6,8 @@
  * installed backends, and status warnings on the console. Nothing here, nor below, may
  * import a Node built-in: `spec/architecture` walks the imports from `browser.ts`.
  */
+import { defineCompressionSupport } from '../options';
+import { canCompress, prepareCompressor, resolveAutoCompression } from '../protocol/compression';
 import { defineBuiltinBackend, defineUnavailableScheme } from '../registry';
 import { setStatusOutput } from '../status';
 import { inprocBackendFor } from '../transports/inproc';
@@ -29,3 +31,6 @@ defineBuiltinBackend('wss', () => browserWssBackend);
 for (const scheme of ['tcp', 'tls']) defineUnavailableScheme(scheme, NEEDS_NODE);
 
 setStatusOutput({ debug: undefined, warn: (line) => console.warn(line) });
+
+// The pure-TypeScript formats: lz4, snappy and zlib written, zstd only read.
+defineCompressionSupport({ canCompress, prepare: prepareCompressor, auto: resolveAutoCompression });

@@ -13,7 +13,8 @@
  */
 import * as zlib from 'node:zlib';
 import { ProtocolError } from '../errors';
-import { installCompressionFormat } from '../protocol/compression';
+import { defineCompressionSupport } from '../options';
+import { canCompress, installCompressionFormat, prepareCompressor, resolveAutoCompression } from '../protocol/compression';
 import { lz4Compress, lz4DeclaredSize, lz4Decompress } from '../protocol/compression/lz4';
 
 installCompressionFormat('zlib', {
@@ -81,3 +82,5 @@ installCompressionFormat('zstd', {
     return (data) => zstd.compress(data, 3);
   },
 });
+
+defineCompressionSupport({ canCompress, prepare: prepareCompressor, auto: resolveAutoCompression });

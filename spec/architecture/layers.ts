@@ -34,13 +34,13 @@ export const LAYERS: Layer[] = [
     paths: ['platform/node.ts', 'platform/discover.ts', 'platform/node-compression.ts'],
     // Names the built-in transports; discover.ts reads installed packages' manifests, as Dask reads entry points;
     // node-compression.ts installs Node's zlib and the lz4 and zstd encoders that need Node.
-    mayImport: ['transports', 'registry', 'protocol/compression', 'status', 'errors'],
+    mayImport: ['transports', 'registry', 'protocol/compression', 'options', 'status', 'errors'],
     packages: ['node', 'lz4-napi', '@bokuweb/zstd-wasm'],
   },
   {
     name: 'platform/browser',
     paths: ['platform/browser.ts'],
-    mayImport: ['transports/inproc', 'transports/ws', 'registry', 'status', 'errors'],
+    mayImport: ['transports/inproc', 'transports/ws', 'registry', 'protocol/compression', 'options', 'status', 'errors'],
     packages: [],
   },
   // The `rxcomm` command: the public API only, as a user's program would use it.
@@ -69,8 +69,7 @@ export const LAYERS: Layer[] = [
   {
     name: 'options',
     paths: ['options'],
-    // protocol/compression: which formats this platform can write, and loading an encoder.
-    mayImport: ['registry·', 'protocol·', 'protocol/compression', 'comm·', 'addresses', 'errors'],
+    mayImport: ['registry·', 'protocol·', 'comm·', 'addresses', 'errors'],
     packages: ['rxjs'],
   },
   {
