@@ -12,7 +12,7 @@
  * compressor), keeping the checked decoders of lz4 and snappy.
  */
 import { ProtocolError } from '../../errors';
-import { allocUnsafeSlow } from '../bytes';
+import { allocUnsafeSlow, concatBytes } from '../bytes';
 import { lz4Compress, lz4Decompress, lz4Prepend } from './lz4';
 import { snappyCompressBlock, snappyDecompress } from './snappy';
 import { zlibCompress, zlibDecompress } from './zlib';
@@ -130,18 +130,8 @@ export function maybeCompress(pieces: readonly Uint8Array[], name: CompressionNa
       ? compress(pieces[0])
       : name === 'lz4' && pieces.length === 2 && pieces[0].length < 64
         ? lz4Prepend(pieces[0], compress(pieces[1])) // a bin's header, then the caller's buffer: no join
-        : compress(joinPieces(pieces, size));
+        : compress(concatBytes(pieces));
   return compressed.length <= MIN_COMPRESSION_RATIO * size ? compressed : undefined;
-}
-
-function joinPieces(pieces: readonly Uint8Array[], size: number): Uint8Array {
-  const frame = allocUnsafeSlow(size);
-  let at = 0;
-  for (const piece of pieces) {
-    frame.set(piece, at);
-    at += piece.length;
-  }
-  return frame;
 }
 
 function byteSample(bytes: Uint8Array): Uint8Array {
