@@ -131,12 +131,17 @@ export class Comm implements Observer<unknown> {
    * the peer fails (it aborted, the connection was reset, a protocol error).
    * Subscribers present at the same time all see the same messages.
    */
-  readonly read$: Observable<unknown>;
+  get read$(): Observable<unknown> {
+    // Made when first asked for: a comm read only by its handshake and `read()` (a client's
+    // rpc comm) never needs one.
+    return (this.readObservable ??= new Observable<unknown>((subscriber) => this.addSubscriber(subscriber)));
+  }
 
   /** What the handshakes agreed on. */
   handshakeOptions: HandshakeOptions = DEFAULT_HANDSHAKE_OPTIONS;
 
   private readonly settings: CommSettings;
+  private readObservable: Observable<unknown> | undefined = undefined;
   /**
    * Messages that arrived while nobody was reading, in order. Made when one first does,
    * dropped when emptied: most comms are read as messages arrive and never hold one.
@@ -176,7 +181,6 @@ export class Comm implements Observer<unknown> {
     settings: CommSettings,
   ) {
     this.settings = settings;
-    this.read$ = new Observable<unknown>((subscriber) => this.addSubscriber(subscriber));
     this.sink = new CommSink(this);
     connection.open(this.sink);
   }

@@ -80,7 +80,7 @@ export interface Connection {
    * Dead-peer detection, where the transport can make a live peer answer: called once,
    * after the handshake, with whether the peer said it understands rxcomm heartbeats.
    * Returns nothing where a silent peer cannot be told from a dead one (tcp to a Dask
-   * peer, which is left to TCP keepalive; inproc; a browser's WebSocket).
+   * peer, which is left to TCP keepalive, set here; inproc; a browser's WebSocket).
    */
   peerProbe?(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined;
 

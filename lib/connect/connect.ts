@@ -15,11 +15,13 @@
 import { concatMap, from, type MonoTypeOperatorFunction, Observable, type Subscription } from 'rxjs';
 import { parseAddress } from '../addresses';
 import { Comm } from '../comm/comm';
+import type { Connection } from '../comm/connection';
 import { scheduleDeadline } from '../comm/deadline';
 import { runHandshake } from '../comm/handshake';
 import { AbortError, CommClosedError, ConnectTimeoutError, FatalCommClosedError, ProtocolError } from '../errors';
 import { checkEncryption, compressorReady, resolveConnectConfig, type ConnectConfig, type ConnectSettings } from '../options';
 import { getBackend, type Backend } from '../registry';
+import { callbackConnect } from '../registry/backend';
 import { reportStatus } from '../status';
 
 /** Dask's backoff base: the cap doubles from 10 ms with each failed attempt. */
@@ -146,11 +148,11 @@ interface AttemptCallbacks {
  */
 function attempt(backend: Backend, location: string, settings: ConnectSettings, limit: number, addr: string, done: AttemptCallbacks): () => void {
   let settled = false;
-  let connecting: Subscription | undefined;
+  let cancelConnecting: (() => void) | undefined;
   let cancelHandshake: (() => void) | undefined;
   const tearDown = () => {
     timeLimit.unsubscribe();
-    connecting?.unsubscribe();
+    cancelConnecting?.();
     cancelHandshake?.();
   };
   const fail = (error: unknown) => {
@@ -160,31 +162,37 @@ function attempt(backend: Backend, location: string, settings: ConnectSettings, 
     tearDown();
   };
   const timeLimit = scheduleDeadline(settings.scheduler, () => fail(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
-  connecting = backend.connect(location, settings.backend).subscribe({
-    next: (connection) => {
-      let comm: Comm;
-      try {
-        comm = new Comm(connection, settings.comm);
-      } catch (error) {
-        // As switchMap would: a throw here is this attempt's error, not an unhandled one.
-        connection.abort(error as Error);
-        fail(error);
-        return;
-      }
-      cancelHandshake = runHandshake(comm, {
-        next: (comm) => {
-          if (settled) return;
-          settled = true;
-          timeLimit.unsubscribe();
-          done.next(comm);
-          tearDown(); // the handshake is done: only the connection's subscription is left
-        },
-        error: fail,
-      });
-    },
-    error: fail,
-  });
-  if (settled) connecting.unsubscribe(); // it ended while subscribing
+  const connected = (connection: Connection) => {
+    if (settled) return; // as an unsubscribed subscriber takes nothing more
+    let comm: Comm;
+    try {
+      comm = new Comm(connection, settings.comm);
+    } catch (error) {
+      // As switchMap would: a throw here is this attempt's error, not an unhandled one.
+      connection.abort(error as Error);
+      fail(error);
+      return;
+    }
+    cancelHandshake = runHandshake(comm, {
+      next: (comm) => {
+        if (settled) return;
+        settled = true;
+        timeLimit.unsubscribe();
+        done.next(comm);
+        tearDown(); // the handshake is done: only the connection attempt's end is left
+      },
+      error: fail,
+    });
+  };
+  // Built-in socket transports connect by callbacks; any other backend is subscribed to.
+  const open = callbackConnect(backend);
+  if (open !== undefined) {
+    cancelConnecting = open(location, settings.backend, connected, fail);
+  } else {
+    const connecting = backend.connect(location, settings.backend).subscribe({ next: connected, error: fail });
+    cancelConnecting = () => connecting.unsubscribe();
+  }
+  if (settled) cancelConnecting(); // it ended while connecting
   return () => {
     if (settled) return;
     settled = true;

@@ -70,8 +70,8 @@ export interface CommConfig {
    * over tcp and tls, each sends a heartbeat (a message of no frames, agreed in the
    * handshake) when it has been quiet for a third of the other's timeout; over ws, the
    * Node side sends WebSocket pings, which every peer answers. With a Dask peer over tcp
-   * or tls, TCP keepalive (idle `deadPeerTimeout − 10 s`, then 10 probes 1 s apart)
-   * detects an idle comm; a comm with unacknowledged writes to a vanished Dask peer is
+   * or tls, TCP keepalive (idle `deadPeerTimeout − 10 s`, then 10 probes 1 s apart, set
+   * once the handshake shows a peer without heartbeats) detects an idle comm; a comm with unacknowledged writes to a vanished Dask peer is
    * left to the kernel's retransmission timeout. A peer whose event loop is blocked for
    * longer than this is taken for dead. `0` turns the watch off (keepalive stays on,
    * with the kernel's default idle time).

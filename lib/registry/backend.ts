@@ -93,6 +93,28 @@ export type ListenEvent =
   | { type: 'refused'; connection: Connection; reason: string };
 
 /**
+ * @internal A backend's `connect` as plain callbacks, found on its `connect` function:
+ * `connect()` calls it instead of subscribing, so a connect attempt to a built-in
+ * socket transport makes no Observable and subscriber of its own. Same contract as the
+ * Observable: `ready` or `failed` is called once; the returned function ends an attempt
+ * still in flight (and is a no-op after `ready`). Kept on the function, not the backend:
+ * a backend that wraps `connect` (as a user's tracing backend does) loses it, and is
+ * subscribed to as before. A registered symbol (`Symbol.for`), since transports import
+ * nothing but types from here: each side spells its key, checked against this type.
+ */
+export type ConnectByCallbacksKey = 'rxcomm.connectByCallbacks';
+
+/** @internal */
+export type ConnectByCallbacks = (location: string, options: BackendOptions, ready: (connection: Connection) => void, failed: (error: unknown) => void) => () => void;
+
+const CONNECT_BY_CALLBACKS = Symbol.for('rxcomm.connectByCallbacks' satisfies ConnectByCallbacksKey);
+
+/** @internal The callback form of `backend.connect`, where it has one. */
+export function callbackConnect(backend: Backend): ConnectByCallbacks | undefined {
+  return (backend.connect as { [CONNECT_BY_CALLBACKS]?: ConnectByCallbacks })[CONNECT_BY_CALLBACKS];
+}
+
+/**
  * A transport, registered for a URI scheme with `registerBackend`: Observable factories
  * for connect and listen that deal in `Connection`s, and the scheme's address functions.
  * Handshakes, retries and timeouts are not its business: `connect()` and `listen()` add

@@ -41,6 +41,32 @@ describe('backend registry', () => {
     await comm.close();
     sub.unsubscribe();
   });
+
+  it("should call a wrapping backend's own connect, even when it copies tcp's other members", async () => {
+    // tcp connects by callbacks inside connect(); a backend that replaces `connect` must
+    // still be the one asked, whatever it copied from tcp.
+    const tcp = getBackend('tcp');
+    const dialled: string[] = [];
+    registerBackend('traced', {
+      ...tcp,
+      connect: (location, options) => {
+        dialled.push(location);
+        return tcp.connect(location, options);
+      },
+    });
+    registerBackend('tcp-alias', tcp);
+    const listener = listen('tcp://127.0.0.1:0');
+    const sub = listener.subscribe((comm) => comm.read$.subscribe(comm));
+    const { contactAddress } = await firstValueFrom(listener.bound$);
+    for (const scheme of ['traced', 'tcp-alias']) {
+      const comm = await firstValueFrom(connect(contactAddress.replace('tcp://', `${scheme}://`)));
+      await comm.write(`via ${scheme}`);
+      expect(await comm.read()).toBe(`via ${scheme}`);
+      await comm.close();
+    }
+    expect(dialled).toEqual([contactAddress.replace('tcp://', '')]);
+    sub.unsubscribe();
+  });
 });
 
 describe('backend discovery from installed packages', () => {

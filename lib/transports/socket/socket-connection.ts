@@ -66,6 +66,8 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
   /** What decompressing the message being decoded added to its wire size. */
   private inflatedBytes = 0;
   private readonly writeHighWaterMark: number;
+  /** The comm's dead-peer timeout (0: off), which sets the TCP keepalive. */
+  private readonly deadPeerTimeout: number;
   private readonly writer = new FrameWriter();
   private state: SocketState = { kind: 'open' };
   /** Where messages go, from `open()` until the stream's end has been delivered. */
@@ -91,10 +93,7 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
     this.socket.on('drain', () => this.settleDrain());
     this.socket.on('close', () => this.fail(new CommClosedError(`connection to ${this.peerAddress} closed`)));
     this.socket.pause(); // nothing is read until a sink is attached
-    // Keepalive is what notices a vanished peer that sends no heartbeats (Dask): its
-    // first probe after this idle time, then 10 probes 1 s apart (libuv's), so that an
-    // idle comm fails after about `deadPeerTimeout`.
-    if (!this.rawSocket.destroyed) this.rawSocket.setKeepAlive(true, keepAliveIdle(init.deadPeerTimeout));
+    this.deadPeerTimeout = init.deadPeerTimeout;
   }
 
   get bufferedBytes(): number {
@@ -111,6 +110,15 @@ export class SocketConnection implements Connection, PeerProbe, CodecContext {
    * a silent Dask peer cannot be told from a dead one here: that is keepalive's job.
    */
   peerProbe(peerUnderstandsHeartbeats: boolean): PeerProbe | undefined {
+    // Keepalive is what notices a vanished peer that sends no heartbeats (Dask): its
+    // first probe after this idle time, then 10 probes 1 s apart (libuv's), so that an
+    // idle comm fails after about `deadPeerTimeout`. Set once the handshake has said who
+    // the peer is, not at connect: between rxcomm peers heartbeats do that job, and four
+    // setsockopt() calls per connect and per accept are saved. (Until then the handshake's
+    // own time limit covers a silent peer.)
+    if ((!peerUnderstandsHeartbeats || !(this.deadPeerTimeout > 0)) && !this.rawSocket.destroyed) {
+      this.rawSocket.setKeepAlive(true, keepAliveIdle(this.deadPeerTimeout));
+    }
     // The connection is its own probe (the getters below): an object literal with getters
     // would make two accessor functions and a closure per comm, at every handshake.
     return peerUnderstandsHeartbeats ? this : undefined;

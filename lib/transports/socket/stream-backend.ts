@@ -9,7 +9,7 @@ import { parseHostPort } from '../../addresses';
 import type { CommClosedError } from '../../errors';
 import { sharedDaskCodec, type MessageCodec } from '../../protocol';
 import type { Connection } from '../../comm/connection';
-import type { Backend, BackendListenOptions, BackendOptions, ListenEvent } from '../../registry/backend';
+import type { Backend, BackendListenOptions, BackendOptions, ConnectByCallbacks, ConnectByCallbacksKey, ListenEvent } from '../../registry/backend';
 import { bindServer } from './bind';
 import type { DirectReader } from './direct-reader';
 import { hostPortLookups, socketAddress } from './host';
@@ -67,6 +67,9 @@ export interface ServerEvents {
   rejected(peerAddress: string, error: Error): void;
 }
 
+/** Where `connect()` finds `connect` as plain callbacks (registry/backend.ts, `callbackConnect`). */
+const CONNECT_BY_CALLBACKS = Symbol.for('rxcomm.connectByCallbacks' satisfies ConnectByCallbacksKey);
+
 /** Nagle's delay off (Dask sets TCP_NODELAY too), keepalive on. */
 export const SOCKET_OPTIONS = { noDelay: true, keepAlive: true } as const;
 
@@ -99,31 +102,39 @@ export function streamBackend(transport: StreamTransport): Backend {
   let lastDialled: { location: string; hostPort: readonly [string, number] } | undefined;
   let lastConnect: { options: BackendOptions; connectionFor: (ready: ReadySocket) => Connection } | undefined;
 
+  const open: ConnectByCallbacks = (location, options, ready, failed) => {
+    try {
+      transport.checkOptions?.(options, 'connect');
+      // The last address and options, kept as they were made: `connect()` with one
+      // options object resolves them once (`resolveConnectConfig`), and a client dials
+      // one address again and again (Dask's rpc). Not parsed nor built again each time.
+      if (lastDialled?.location !== location) lastDialled = { location, hostPort: parseHostPort(location) };
+    } catch (error) {
+      failed(error);
+      return () => undefined;
+    }
+    const [host, port] = lastDialled.hostPort;
+    if (lastConnect?.options !== options) lastConnect = { options, connectionFor: connections(options) };
+    const connectionFor = lastConnect.connectionFor;
+    return transport.open(host === '' ? 'localhost' : host, port, options, (socket) => ready(connectionFor(socket)), failed);
+  };
+  const connect = (location: string, options: BackendOptions) =>
+    new Observable<Connection>((subscriber) =>
+      open(
+        location,
+        options,
+        (connection) => {
+          subscriber.next(connection);
+          subscriber.complete();
+        },
+        (error) => subscriber.error(error),
+      ),
+    );
+
   return {
     encrypted: transport.encrypted,
 
-    connect(location, options) {
-      return new Observable((subscriber) => {
-        transport.checkOptions?.(options, 'connect');
-        // The last address and options, kept as they were made: `connect()` with one
-        // options object resolves them once (`resolveConnectConfig`), and a client dials
-        // one address again and again (Dask's rpc). Not parsed nor built again each time.
-        if (lastDialled?.location !== location) lastDialled = { location, hostPort: parseHostPort(location) };
-        const [host, port] = lastDialled.hostPort;
-        if (lastConnect?.options !== options) lastConnect = { options, connectionFor: connections(options) };
-        const connectionFor = lastConnect.connectionFor;
-        return transport.open(
-          host === '' ? 'localhost' : host,
-          port,
-          options,
-          (ready) => {
-            subscriber.next(connectionFor(ready));
-            subscriber.complete();
-          },
-          (error) => subscriber.error(error),
-        );
-      });
-    },
+    connect: Object.assign(connect, { [CONNECT_BY_CALLBACKS]: open }),
 
     listen(location, options) {
       return new Observable<ListenEvent>((subscriber) => {

@@ -12,10 +12,9 @@ import { streamBackend } from '../socket/stream-backend';
 
 /**
  * Nagle's delay off (Dask sets TCP_NODELAY too). Keepalive is not asked for here:
- * `SocketConnection` sets it, with the idle time of the comm's deadPeerTimeout, as soon
- * as the socket is connected (accepted), in the same callback. Asking here too would cost
- * two more setsockopt() calls per connect and per accept (SO_KEEPALIVE, and a
- * TCP_KEEPIDLE of 0 that Linux refuses) for a setting overwritten at once.
+ * `SocketConnection` sets it, with the idle time of the comm's deadPeerTimeout, once the
+ * handshake shows a peer that sends no heartbeats (Dask); between rxcomm peers the
+ * heartbeats do its job, and a connect or accept makes no keepalive setsockopt() call.
  */
 const TCP_OPTIONS = { noDelay: true } as const;
 
