@@ -40,21 +40,41 @@ const PINGS_PER_TIMEOUT = 3;
 const MAX_TICK = 1000;
 const MIN_TICK = 10;
 
-interface Watch {
-  readonly probe: PeerProbe;
-  readonly policy: PeerWatchPolicy;
-  /** Ping after this long without traffic either way; Infinity: never. */
-  readonly pingEvery: number;
+/** One watched comm: its policy and what the tick saw last. Its own `PeerWatch`. */
+class Watch implements PeerWatch {
   received: number;
   receivedAt: number;
   sent: number;
   sentAt: number;
-  pingedAt: number;
+  pingedAt = -Infinity;
+  /** Where it sits in its ticker's list; -1 once stopped. */
+  index = -1;
+
+  constructor(
+    readonly probe: PeerProbe,
+    readonly policy: PeerWatchPolicy,
+    /** Ping after this long without traffic either way; Infinity: never. */
+    readonly pingEvery: number,
+    now: number,
+    private readonly ticker: Ticker,
+  ) {
+    this.received = probe.received;
+    this.sent = probe.sent;
+    this.receivedAt = this.sentAt = now;
+  }
+
+  stop(): void {
+    this.ticker.delete(this);
+  }
 }
 
-/** The watches that share one scheduler's tick. */
+/**
+ * The watches that share one scheduler's tick: a plain list, each watch knowing its place
+ * in it, so that adding and removing one (at every handshake and every close) is a push
+ * and a swap, with no hashing.
+ */
 class Ticker {
-  readonly watches = new Set<Watch>();
+  private readonly watches: Watch[] = [];
   private timer: Subscription | undefined;
   private period = MAX_TICK;
   private chain: object | undefined;
@@ -65,7 +85,7 @@ class Ticker {
   ) {}
 
   add(watch: Watch): void {
-    this.watches.add(watch);
+    watch.index = this.watches.push(watch) - 1;
     const wanted = tickFor(watch);
     if (wanted < this.period || !this.timer) {
       this.period = Math.min(this.period, wanted);
@@ -74,8 +94,16 @@ class Ticker {
   }
 
   delete(watch: Watch): void {
-    this.watches.delete(watch);
-    if (this.watches.size === 0) {
+    const { watches } = this;
+    const at = watch.index;
+    if (at < 0) return; // stopped already
+    watch.index = -1;
+    const last = watches.pop()!;
+    if (last !== watch) {
+      watches[at] = last;
+      last.index = at;
+    }
+    if (watches.length === 0) {
       this.timer?.unsubscribe();
       this.timer = undefined;
       this.chain = undefined;
@@ -100,7 +128,11 @@ class Ticker {
 
   private tick(): void {
     const now = this.scheduler.now();
-    for (const watch of this.watches) check(watch, now);
+    const { watches } = this;
+    // Backwards: a watch found dead stops itself, moving the last one (already checked) into its place.
+    for (let i = watches.length - 1; i >= 0; i--) {
+      if (i < watches.length) check(watches[i], now);
+    }
   }
 }
 
@@ -161,18 +193,7 @@ export function watchPeer(probe: PeerProbe, policy: PeerWatchPolicy, scheduler: 
     ticker = new Ticker(scheduler, () => tickers.delete(scheduler));
     tickers.set(scheduler, ticker);
   }
-  const now = scheduler.now();
-  const watch: Watch = {
-    probe,
-    policy,
-    pingEvery: shortest / PINGS_PER_TIMEOUT,
-    received: probe.received,
-    receivedAt: now,
-    sent: probe.sent,
-    sentAt: now,
-    pingedAt: -Infinity,
-  };
-  const owner = ticker;
-  owner.add(watch);
-  return { stop: () => owner.delete(watch) };
+  const watch = new Watch(probe, policy, shortest / PINGS_PER_TIMEOUT, scheduler.now(), ticker);
+  ticker.add(watch);
+  return watch;
 }
