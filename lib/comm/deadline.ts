@@ -124,7 +124,9 @@ class SharedTimer {
         deadline.work();
       }
     } finally {
-      if (this.head !== undefined && this.timer === undefined) this.arm(this.head.due);
+      // Work may have armed the timer for a limit of its own, later than one still pending.
+      const head = this.head;
+      if (head !== undefined && (this.timer === undefined || this.timerDue > head.due + SLACK_MS)) this.arm(head.due);
     }
   };
 }

@@ -163,7 +163,10 @@ function attempt(backend: Backend, location: string, settings: ConnectSettings, 
   };
   const timeLimit = scheduleDeadline(settings.scheduler, () => fail(new AttemptTimeout(`connect attempt to ${addr} timed out after ${limit} ms`)), limit);
   const connected = (connection: Connection) => {
-    if (settled) return; // as an unsubscribed subscriber takes nothing more
+    if (settled) {
+      connection.abort(); // too late: nobody will take it
+      return;
+    }
     let comm: Comm;
     try {
       comm = new Comm(connection, settings.comm);

@@ -54,6 +54,22 @@ describe('scheduleDeadline on asyncScheduler', () => {
     expect(fired).toEqual(['early', 'outer', 'inner', 'late']);
   });
 
+  it('should not delay a pending limit behind a later one that another limit’s work set', async () => {
+    const started = Date.now();
+    const fired: Array<[string, number]> = [];
+    const at = (name: string) => () => fired.push([name, Date.now() - started]);
+    scheduleDeadline(asyncScheduler, () => {
+      at('first')();
+      scheduleDeadline(asyncScheduler, at('set by first'), 150);
+    }, 10);
+    scheduleDeadline(asyncScheduler, at('second'), 40);
+    await sleep(100);
+    expect(fired.map(([name]) => name)).toEqual(['first', 'second']);
+    expect(fired[1][1]).toBeLessThan(90); // at ~40 ms, not at the 160 ms the later limit is due
+    await sleep(120);
+    expect(fired.map(([name]) => name)).toEqual(['first', 'second', 'set by first']);
+  });
+
   it('should keep the process alive only while a limit is pending', async () => {
     await sleep(5); // earlier tests' timers are done
     const before = refTimers();
