@@ -69,8 +69,8 @@ const RESERVE_MS: Record<Transport, number> = { tcp: 70_000, tls: 70_000, ws: 90
 const QUICK_RESERVE_MS = 25_000;
 const RPC_RESERVE_MS = 45_000;
 const QUICK_RPC_RESERVE_MS = 20_000;
-/** The connections table: what its runs take here (tcp and tls, then the 10,000-comm run). */
-const CONN_RESERVE_MS = 60_000;
+/** The connections table: what its runs take here (tcp and tls, then the 10,000-comm runs of rxcomm, bare and Dask). */
+const CONN_RESERVE_MS = 80_000;
 const QUICK_CONN_RESERVE_MS = 25_000;
 const CONN_10K_RESERVE_MS = 90_000;
 /** The compression table: servers, warm-ups and 3 reps of off and lz4 here (~45 s); per extra format ~20 s more. */
@@ -486,11 +486,12 @@ async function runTransport({ transport, impls, tls, args, deadline, budget }: R
  * What the connections table runs: tcp with `--connections-n` connects (2,000; 500 with
  * --quick), 2 runs per implementation (1 with --quick); tls with a quarter of them, 1 run
  * (each connect costs a TLS handshake: ~200/s here, whoever makes it); --reps sets both; then
- * 10,000 comms held by one rxcomm client (not with --quick). `--connections-10k`: only
- * the 10,000-comm run, of every implementation.
+ * 10,000 comms held by one client of each implementation (not with --quick): the connect
+ * rate once V8 has compiled the connect path, which the 2,000 connects mostly spend doing.
+ * `--connections-10k`: only the 10,000-comm runs.
  */
 function connectionsPlan(args: RunArgs): Omit<ConnRunConfig, 'root' | 'python' | 'tls' | 'deadline'> {
-  const big = { n: 10_000, impls: args.connections10k ? (['rxcomm', 'bare', 'dask'] as Impl[]) : (['rxcomm'] as Impl[]) };
+  const big = { n: 10_000, impls: ['rxcomm', 'bare', 'dask'] as Impl[] };
   if (!args.connections) return { transports: [], warmUp: 200, big };
   const n = args.connectionsN;
   const transports: Array<{ transport: ConnTransport; n: number; reps: number }> = [
