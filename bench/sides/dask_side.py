@@ -6,7 +6,7 @@ them.
     /usr/bin/python3 bench/sides/dask_side.py bench-server [--transport tcp|tls|ws|wss] [--tls CA CERT KEY]
     /usr/bin/python3 bench/sides/dask_side.py bench-client ADDRESS [--tls CA CERT KEY]
         [--label L] [--reps 3] [--trips 5000] [--trip-seconds 2] [--pipelined 50000]
-        [--pipelined-seconds 1.5] [--bulk-total-mib 256] [--bulk-seconds 1.5] [--timeout 120]
+        [--pipelined-seconds 1.5] [--bulk-total-mib 1024] [--bulk-seconds 1.5] [--timeout 120]
     /usr/bin/python3 bench/sides/dask_side.py rpc-server
     /usr/bin/python3 bench/sides/dask_side.py rpc-client ADDRESS [--label L] [--reps 3]
         [--calls 5000] [--call-seconds 2] [--concurrent-calls 50000] [--concurrent-seconds 2]
@@ -874,8 +874,8 @@ def build_parser():
     sp.add_argument("--pipelined", type=int, default=50_000, help="max pipelined messages per rep")
     sp.add_argument("--pipelined-seconds", type=float, default=1.5,
                     help="stop writing pipelined messages after this many seconds (checked every 1000)")
-    sp.add_argument("--bulk-total-mib", type=int, default=256,
-                    help="max MiB sent per repetition and bulk phase (default 256)")
+    sp.add_argument("--bulk-total-mib", type=int, default=1024,
+                    help="max MiB sent per repetition and bulk phase (default 1024)")
     sp.add_argument("--bulk-seconds", type=float, default=1.5,
                     help="stop writing bulk messages after this many seconds")
     sp = sub.add_parser("rpc-server", help="distributed.core.Server with an echo handler on tcp://127.0.0.1:0")

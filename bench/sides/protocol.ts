@@ -34,7 +34,7 @@ export const DASK_BENCH_DEFAULTS: BenchOptions = {
   tripSeconds: 2,
   pipelined: 50_000,
   pipelinedSeconds: 1.5,
-  bulkTotalMiB: 256,
+  bulkTotalMiB: 1024,
   bulkSeconds: 1.5,
 };
 
